@@ -1,0 +1,91 @@
+// The one catalogue of failures (DESIGN.md §3). Each code fixes the HBONE status it answers with
+// (null: the stream or socket can only be closed/reset), the response flag used in metrics and
+// the access log (telemetry.md §3), and a message template. Code matches on `code`, never on text.
+// docs/errors.md lists every code; errors.test.ts keeps the two equal.
+
+export type ResponseFlag =
+  | '-'
+  | 'DENY'
+  | 'CONNECT'
+  | 'TLS_FAILURE'
+  | 'H2_HANDSHAKE_FAILURE'
+  | 'NETWORK_POLICY'
+  | 'IDENTITY_ERROR'
+  | 'CERT_REVOKED'
+  | 'PORT_MISMATCH';
+
+export interface ErrorSpec {
+  /** HTTP status on the HBONE CONNECT response, or null when none can be sent. */
+  readonly status: 400 | 401 | 503 | null;
+  readonly flag: ResponseFlag;
+  /** Short description used in docs/errors.md. */
+  readonly summary: string;
+}
+
+export const ERRORS = {
+  // --- inbound HBONE, phase (a): build context (hbone.md §4) -------------------------------
+  BAD_METHOD: { status: 400, flag: 'CONNECT', summary: 'HBONE request method is not CONNECT' },
+  BAD_AUTHORITY: { status: 400, flag: 'CONNECT', summary: 'CONNECT :authority is not a socket address or host:port' },
+  IP_MISMATCH: { status: 400, flag: 'CONNECT', summary: 'CONNECT :authority IP differs from the IP the TCP connection was made to' },
+  PORT_MISMATCH: { status: 400, flag: 'PORT_MISMATCH', summary: 'transparent mode: CONNECT port differs from the outer original-destination port' },
+  UNKNOWN_DESTINATION: { status: 503, flag: 'CONNECT', summary: 'no local workload serves the CONNECT target' },
+  UNKNOWN_SERVICE: { status: 503, flag: 'CONNECT', summary: 'no Service for a hostname :authority' },
+  NO_PORT_MAPPING: { status: 503, flag: 'CONNECT', summary: 'the target Service has no mapping for the requested port' },
+  ILLEGAL_PORT: { status: 503, flag: 'CONNECT', summary: 'the resolved upstream port is one of ztunnel\'s own ports' },
+  // --- inbound, phase (b): authorize / connect upstream ----------------------------------------
+  POLICY_DENIED: { status: 401, flag: 'DENY', summary: 'authorization policy rejected the connection' },
+  POLICY_CHANGED: { status: null, flag: 'DENY', summary: 'a policy change now rejects a live connection; it was closed' },
+  UPSTREAM_CONNECT: { status: 503, flag: 'CONNECT', summary: 'TCP connect to the upstream failed' },
+  // --- outbound -------------------------------------------------------------------------------
+  RECURSIVE_CALL: { status: null, flag: 'CONNECT', summary: 'attempted recursive call to ourselves (loopback destination on an illegal port)' },
+  NO_HEALTHY_UPSTREAM: { status: null, flag: 'CONNECT', summary: 'the Service has no healthy endpoint for the port' },
+  UNKNOWN_SOURCE: { status: null, flag: 'CONNECT', summary: 'failed to fetch information about local workload' },
+  HBONE_STATUS: { status: null, flag: 'CONNECT', summary: 'the peer answered the CONNECT with a non-200 status' },
+  POOL_TIMEOUT: { status: null, flag: 'NETWORK_POLICY', summary: 'connection timed out, maybe a NetworkPolicy is blocking HBONE port 15008' },
+  TLS_HANDSHAKE: { status: null, flag: 'TLS_FAILURE', summary: 'TLS handshake failed' },
+  PEER_IDENTITY: { status: null, flag: 'TLS_FAILURE', summary: 'peer certificate identity is not one of the expected identities' },
+  H2_FAILURE: { status: null, flag: 'H2_HANDSHAKE_FAILURE', summary: 'HTTP/2 handshake or protocol error' },
+  IDENTITY_UNAVAILABLE: { status: null, flag: 'IDENTITY_ERROR', summary: 'the workload certificate could not be obtained' },
+  CERT_REVOKED: { status: null, flag: 'CERT_REVOKED', summary: 'peer certificate revoked by CRL' },
+  DRAINING: { status: 503, flag: 'CONNECT', summary: 'the proxy is draining and takes no new connections' },
+  // --- SOCKS5 ---------------------------------------------------------------------------------
+  SOCKS_PROTOCOL: { status: null, flag: 'CONNECT', summary: 'malformed or unsupported SOCKS5 request' },
+  // --- config -------------------------------------------------------------------------------
+  CONFIG_INVALID: { status: null, flag: 'CONNECT', summary: 'configuration (flags, environment or local file) is invalid' },
+  // --- relay --------------------------------------------------------------------------------
+  RELAY_RESET: { status: null, flag: 'CONNECT', summary: 'a side of the relay was reset' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A failure with a stable code. `cause` keeps the underlying system error (errno survives). */
+export class ZtunnelError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERRORS[code].summary, options);
+    this.name = 'ZtunnelError';
+    this.code = code;
+  }
+  get status(): 400 | 401 | 503 | null {
+    return ERRORS[this.code].status;
+  }
+  get flag(): ResponseFlag {
+    return ERRORS[this.code].flag;
+  }
+}
+
+export function isZtunnelError(e: unknown): e is ZtunnelError {
+  return e instanceof ZtunnelError;
+}
+
+/** Wraps anything thrown into a ZtunnelError of the given code unless it already is one. */
+export function asZtunnelError(e: unknown, code: ErrorCode): ZtunnelError {
+  if (e instanceof ZtunnelError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new ZtunnelError(code, msg, { cause: e });
+}
+
+/** Result type for decoders and validators: bad input is a value, never a throw. */
+export type Result<T, E = string> = { ok: true; value: T } | { ok: false; error: E };
+export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
+export const err = <E>(error: E): Result<never, E> => ({ ok: false, error });
