@@ -1,0 +1,76 @@
+// Peer identity checks on an mTLS connection (hbone.md §1). Node exposes SANs only as text, so
+// everything goes through core/spiffe's parser; DNS SANs never count.
+import type tls from 'node:tls';
+import { ZtunnelError } from '../core/errors.js';
+import { formatIdentity, identityEquals, parseIdentity, peerIdentityFromSanText, uriSansFromNodeText, type Identity } from '../core/spiffe.js';
+
+/** The peer's identity: its first URI SAN in SPIFFE form, or null (no certificate / no such SAN). */
+export function peerIdentity(socket: tls.TLSSocket): Identity | null {
+  const cert = socket.getPeerCertificate();
+  return peerIdentityFromSanText(cert?.subjectaltname);
+}
+
+function describeSans(text: string | undefined): string {
+  const uris = uriSansFromNodeText(text);
+  return uris.length === 0 ? 'no URI SAN' : uris.join(', ');
+}
+
+/**
+ * Client side, hbone.md §1 step 2: at least one URI SAN, parsed as SPIFFE, equals one of the
+ * expected identities. Shaped for `checkServerIdentity` (Node only calls it after the chain
+ * validated). An empty `expected` list matches nothing.
+ */
+export function verifyServerIdentity(peerCert: tls.PeerCertificate, expected: readonly Identity[]): Error | undefined {
+  const text = peerCert?.subjectaltname;
+  for (const uri of uriSansFromNodeText(text)) {
+    const id = parseIdentity(uri);
+    if (id && expected.some((e) => identityEquals(e, id))) return undefined;
+  }
+  const want = expected.length === 0 ? '(none)' : expected.map(formatIdentity).join(', ');
+  return new ZtunnelError('PEER_IDENTITY', `peer identity mismatch: expected one of [${want}], got [${describeSans(text)}]`);
+}
+
+interface NodeTlsHandle {
+  verifyError(): Error | null;
+}
+
+/**
+ * The result of Node's chain verification of the peer certificate (against the roots in the
+ * socket's SecureContext, hbone.md §1 server step 1). Node's OpenSSL verify callback accepts
+ * everything and leaves the decision to JS: `tls.Server` and `tls.connect` apply it, but a
+ * server-side `new tls.TLSSocket(raw, { isServer: true })` — the only way to pick a SecureContext
+ * per connection, since tls.Server ignores `secureContext` — does not, so it is read here from
+ * the handle (the same call Node's own tls.Server makes). Fails closed when unknown.
+ */
+export function verifyPeerChain(socket: tls.TLSSocket): ZtunnelError | undefined {
+  if (socket.authorized) return undefined;
+  const handle = (socket as unknown as { _handle?: NodeTlsHandle | null })._handle;
+  if (!handle || typeof handle.verifyError !== 'function') {
+    return new ZtunnelError('TLS_HANDSHAKE', 'peer certificate could not be verified (connection already closed)');
+  }
+  const error = handle.verifyError();
+  if (!error) return undefined;
+  const code = (error as NodeJS.ErrnoException).code;
+  return new ZtunnelError('TLS_HANDSHAKE', `peer certificate rejected: ${code ?? error.message}`, { cause: error });
+}
+
+/**
+ * Server side, hbone.md §1: the client certificate chains to our roots (step 1, see
+ * verifyPeerChain) and at least one of its SPIFFE URI SANs has the trust domain of our own
+ * identity (step 2). Returns the peer identity (the first SPIFFE URI SAN, as the spec defines it)
+ * or the error; on error the caller closes the socket before reading any HTTP/2 frame.
+ */
+export function checkClientTrustDomain(socket: tls.TLSSocket, local: Identity): Identity | ZtunnelError {
+  const chainError = verifyPeerChain(socket);
+  if (chainError) return chainError;
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return new ZtunnelError('TLS_HANDSHAKE', 'client presented no certificate');
+  const text = cert.subjectaltname;
+  const ids = uriSansFromNodeText(text).map(parseIdentity).filter((id): id is Identity => id !== null);
+  if (ids.length === 0) return new ZtunnelError('PEER_IDENTITY', `client certificate has no SPIFFE URI SAN (got [${describeSans(text)}])`);
+  if (!ids.some((id) => id.trustDomain === local.trustDomain)) {
+    return new ZtunnelError('PEER_IDENTITY',
+      `client trust domain mismatch: expected ${local.trustDomain}, got [${ids.map(formatIdentity).join(', ')}]`);
+  }
+  return ids[0]!;
+}
