@@ -54,6 +54,14 @@ export const ERRORS = {
   CONFIG_INVALID: { status: null, flag: 'CONNECT', summary: 'configuration (flags, environment or local file) is invalid' },
   // --- relay --------------------------------------------------------------------------------
   RELAY_RESET: { status: null, flag: 'CONNECT', summary: 'a side of the relay was reset' },
+  // --- outbound routing (proxy/route.ts) -----------------------------------------------------
+  UNKNOWN_WAYPOINT: { status: null, flag: 'CONNECT', summary: 'the waypoint named by a Service or workload is not in the state' },
+  NO_VALID_DESTINATION: { status: null, flag: 'CONNECT', summary: 'the chosen workload has no IP usable for routing (none of a permitted family)' },
+  UNSUPPORTED_ROUTE: { status: null, flag: 'CONNECT', summary: 'the route needs a feature not supported yet (double HBONE to another network, DNS-resolved workloads)' },
+  // --- platform / in-pod capture (capture.md §2, §5, §6) -------------------------------------
+  NATIVE_UNAVAILABLE: { status: null, flag: 'CONNECT', summary: 'the native socket addon is not built or cannot be loaded (shared mode needs it)' },
+  MISSING_CAPABILITIES: { status: null, flag: 'CONNECT', summary: 'cannot set SO_MARK or call setns: make sure ztunnel has CAP_NET_RAW, CAP_NET_ADMIN' },
+  ZDS_PROTOCOL: { status: null, flag: 'CONNECT', summary: 'the istio-cni node agent broke the ZDS protocol' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
