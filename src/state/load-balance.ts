@@ -46,12 +46,52 @@ export function pickEndpoint(
   source: Workload | undefined,
   opts: PickOptions,
 ): PickedEndpoint | undefined {
-  const mode = opts.resolution ?? 'standard';
+  const src = sourceProfile(source, opts);
   const svcTarget = service.ports.get(servicePort);
-  // Step 1: the service port must exist on the Service (standard resolution only).
-  if (mode === 'standard' && svcTarget === undefined) return undefined;
+  const candidates = candidatesFor(state, service, servicePort, src, opts.resolution ?? 'standard');
+  if (!candidates) return undefined;
 
-  const src: SourceProfile = {
+  // Step 3: locality ranking.
+  const lb = service.loadBalancer;
+  const options =
+    lb && (lb.mode === 'Strict' || lb.mode === 'Failover')
+      ? topRanked(candidates, lb.routingPreferences, lb.mode === 'Strict', src)
+      : candidates;
+
+  // Step 4: weighted random pick.
+  const chosen = pickWeighted(options, opts.random);
+  if (!chosen) return undefined;
+
+  // Step 5: target port.
+  const targetPort = resolveTargetPort(chosen, servicePort, svcTarget);
+  if (targetPort === undefined) return undefined;
+  return { workload: chosen.workload, endpoint: chosen.endpoint, targetPort };
+}
+
+/**
+ * Every endpoint `service:servicePort` may be sent to, each with its target port: steps 1, 2 and 5
+ * without the locality ranking and the random pick (`ztunnel explain` judges every endpoint).
+ * Endpoints without a resolvable target port are left out, as pickEndpoint would not use them.
+ */
+export function endpointTargets(
+  state: StateView,
+  service: Service,
+  servicePort: number,
+  source: Workload | undefined,
+  opts: Omit<PickOptions, 'random'> = {},
+): PickedEndpoint[] {
+  const svcTarget = service.ports.get(servicePort);
+  const candidates = candidatesFor(state, service, servicePort, sourceProfile(source, opts), opts.resolution ?? 'standard') ?? [];
+  const out: PickedEndpoint[] = [];
+  for (const c of candidates) {
+    const targetPort = resolveTargetPort(c, servicePort, svcTarget);
+    if (targetPort !== undefined) out.push({ workload: c.workload, endpoint: c.endpoint, targetPort });
+  }
+  return out;
+}
+
+function sourceProfile(source: Workload | undefined, opts: Omit<PickOptions, 'random'>): SourceProfile {
+  return {
     region: source?.locality?.region ?? '',
     zone: source?.locality?.zone ?? '',
     subzone: source?.locality?.subzone ?? '',
@@ -59,6 +99,19 @@ export function pickEndpoint(
     clusterId: source?.clusterId ?? '',
     network: source?.network ?? opts.network ?? '',
   };
+}
+
+/** Steps 1–2; undefined when the service port is not on the Service (standard resolution). */
+function candidatesFor(
+  state: StateView,
+  service: Service,
+  servicePort: number,
+  src: SourceProfile,
+  mode: ResolutionMode,
+): Candidate[] | undefined {
+  const svcTarget = service.ports.get(servicePort);
+  // Step 1: the service port must exist on the Service (standard resolution only).
+  if (mode === 'standard' && svcTarget === undefined) return undefined;
   const allowUnhealthy = service.loadBalancer?.healthPolicy === 'AllowAll';
 
   // Step 2: known workload with an address (or a network gateway on another network) and a port.
@@ -77,22 +130,7 @@ export function pickEndpoint(
     }
     candidates.push({ endpoint, workload });
   }
-
-  // Step 3: locality ranking.
-  const lb = service.loadBalancer;
-  const options =
-    lb && (lb.mode === 'Strict' || lb.mode === 'Failover')
-      ? topRanked(candidates, lb.routingPreferences, lb.mode === 'Strict', src)
-      : candidates;
-
-  // Step 4: weighted random pick.
-  const chosen = pickWeighted(options, opts.random);
-  if (!chosen) return undefined;
-
-  // Step 5: target port.
-  const targetPort = resolveTargetPort(chosen, servicePort, svcTarget);
-  if (targetPort === undefined) return undefined;
-  return { workload: chosen.workload, endpoint: chosen.endpoint, targetPort };
+  return candidates;
 }
 
 function scopeMatches(scope: LbScope, src: SourceProfile, w: Workload): boolean {
