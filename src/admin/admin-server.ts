@@ -1,0 +1,114 @@
+// Admin server on localhost:15000 (telemetry.md §5): /config_dump, /logging, /quitquitquit,
+// /debug/connections (ztunnel-ts), and an index at /. Read-only views, except level changes and
+// the shutdown trigger.
+import type { Server } from 'node:http';
+import type { BindAddr } from '../config/config.js';
+import { formatAddr } from '../core/net.js';
+import { formatIdentity } from '../core/spiffe.js';
+import type { LiveConnection } from '../telemetry/connection-record.js';
+import type { LogControl } from '../telemetry/log-control.js';
+import { buildConfigDump, type ConfigDumpSources } from './config-dump.js';
+import { send, startHttpServer } from './http-util.js';
+
+export interface AdminDeps {
+  readonly dump: ConfigDumpSources;
+  readonly logs: LogControl;
+  /** Starts the graceful drain and resolves when it finished (bounded by the drain deadline). */
+  readonly shutdown: () => Promise<void>;
+  /** Live connections of every workload proxy. */
+  readonly connections: () => LiveConnection[];
+}
+
+const INDEX = `<!doctype html><html><head><title>ztunnel-ts admin</title></head><body><h1>ztunnel-ts admin</h1><ul>
+<li><a href="/config_dump">/config_dump</a>: workloads, services, policies, certificates, config</li>
+<li>POST /logging[?level=&lt;level&gt;|&lt;scope&gt;:&lt;level&gt;,...][&amp;reset]: log levels</li>
+<li><a href="/debug/connections">/debug/connections</a>: live connections (?format=json, ?workload=&lt;uid&gt;, ?direction=inbound|outbound)</li>
+<li>POST /quitquitquit: graceful drain, then exit</li>
+</ul></body></html>
+`;
+
+const LOGGING_HELP = `usage: POST /logging?level=<level> or ?level=<scope>:<level>,<scope>:<level> [&reset]
+levels: error, warn, info, debug, trace, off
+`;
+
+export function startAdminServer(addr: BindAddr, deps: AdminDeps): Promise<Server> {
+  return startHttpServer(addr, async (req, res, url) => {
+    switch (url.pathname) {
+      case '/':
+        return send(res, 200, INDEX, 'text/html; charset=utf-8');
+      case '/config_dump':
+        return send(res, 200, JSON.stringify(buildConfigDump(deps.dump), null, 2) + '\n', 'application/json');
+      case '/logging': {
+        if (req.method !== 'POST') return send(res, 405);
+        if (url.searchParams.has('reset')) deps.logs.reset();
+        const level = url.searchParams.get('level');
+        if (level !== null && !deps.logs.apply(level)) return send(res, 400, LOGGING_HELP);
+        return send(res, 200, `current log level is ${deps.logs.describe()}\n`);
+      }
+      case '/quitquitquit':
+        if (req.method !== 'POST') return send(res, 405);
+        await deps.shutdown();
+        return send(res, 200, 'shutdown now\n');
+      case '/debug/connections':
+        return connectionsTable(deps.connections(), url, res);
+      default:
+        return send(res, 404);
+    }
+  });
+}
+
+export interface ConnectionRow {
+  id: number;
+  direction: string;
+  src: string;
+  dst: string;
+  hbone?: string;
+  srcIdentity?: string;
+  dstIdentity?: string;
+  srcWorkload?: string;
+  dstWorkload?: string;
+  bytesSent: number;
+  bytesRecv: number;
+  ageMs: number;
+  pod?: string;
+  allowedBy?: string;
+}
+
+export function connectionRows(conns: LiveConnection[], now = Date.now()): ConnectionRow[] {
+  return conns.map((c) => {
+    const d = c.description;
+    const out = d.direction === 'outbound';
+    return {
+      id: c.id,
+      direction: d.direction,
+      src: formatAddr(d.srcAddr),
+      dst: formatAddr(d.dstAddr),
+      ...(d.hboneAddr ? { hbone: d.hboneAddr } : {}),
+      ...(d.srcIdentity ? { srcIdentity: formatIdentity(d.srcIdentity) } : {}),
+      ...(d.mtls && d.dstIdentity ? { dstIdentity: formatIdentity(d.dstIdentity) } : {}),
+      ...(d.source ? { srcWorkload: `${d.source.namespace}/${d.source.podName || d.source.canonicalName}` } : {}),
+      ...(d.destination ? { dstWorkload: `${d.destination.namespace}/${d.destination.podName || d.destination.canonicalName}` } : {}),
+      // reporter's viewpoint, as in the access log
+      bytesSent: out ? c.clientToServerBytes : c.serverToClientBytes,
+      bytesRecv: out ? c.serverToClientBytes : c.clientToServerBytes,
+      ageMs: now - c.startedAtMs,
+      ...(d.ownerUid ? { pod: d.ownerUid } : {}),
+      ...(c.allowedBy ? { allowedBy: c.allowedBy } : {}),
+    };
+  });
+}
+
+function connectionsTable(conns: LiveConnection[], url: URL, res: import('node:http').ServerResponse): void {
+  const workload = url.searchParams.get('workload');
+  const direction = url.searchParams.get('direction');
+  let rows = connectionRows(conns);
+  if (workload) rows = rows.filter((r) => r.pod === workload);
+  if (direction) rows = rows.filter((r) => r.direction === direction);
+  if (url.searchParams.get('format') === 'json') return send(res, 200, JSON.stringify(rows, null, 2) + '\n', 'application/json');
+  const cols: (keyof ConnectionRow)[] = ['direction', 'src', 'dst', 'hbone', 'srcIdentity', 'dstIdentity', 'bytesSent', 'bytesRecv', 'ageMs', 'pod', 'allowedBy'];
+  const header = ['DIRECTION', 'SRC', 'DST', 'HBONE', 'SRC_IDENTITY', 'DST_IDENTITY', 'BYTES_SENT', 'BYTES_RECV', 'AGE', 'POD', 'ALLOWED_BY'];
+  const table = [header, ...rows.map((r) => cols.map((c) => (c === 'ageMs' ? `${Math.round(r.ageMs / 1000)}s` : String(r[c] ?? '-'))))];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const text = table.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  send(res, 200, text);
+}

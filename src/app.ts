@@ -1,0 +1,234 @@
+// Composition root (DESIGN.md §2): builds every component from the Config, hands each only what it
+// needs, wires readiness and drain. No logic of its own beyond ordering (ports-and-modes.md §4–§5).
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Counter, Registry } from 'prom-client';
+import { startAdminServer } from './admin/admin-server.js';
+import { startMetricsServer } from './admin/metrics-server.js';
+import { Readiness } from './admin/readiness.js';
+import { startReadinessServer } from './admin/readiness-server.js';
+import type { Config } from './config/config.js';
+import { ZtunnelError } from './core/errors.js';
+import { formatIdentity, type Identity } from './core/spiffe.js';
+import type { CaClient } from './identity/ca-client.js';
+import { LocalCa } from './identity/local-ca.js';
+import { SecretManager } from './identity/secret-manager.js';
+import { PlainSocketFactory } from './platform/plain-socket-factory.js';
+import type { SocketFactory } from './platform/socket-factory.js';
+import { WorkloadProxy } from './proxy/workload-proxy.js';
+import { State } from './state/state.js';
+import { identityOf } from './state/workload-identity.js';
+import { ConnectionRecorder } from './telemetry/connection-record.js';
+import { LogControl } from './telemetry/log-control.js';
+import type { Logger } from './telemetry/logger.js';
+import { createTrafficMetrics } from './telemetry/traffic-metrics.js';
+import { INLINE_CONFIG_NAME, LocalConfigSource } from './xds/local-source.js';
+import { istioTransform } from './xds/istio-transform.js';
+import { AdsClient } from './xds/ads-client.js';
+import { IstioCaClient } from './identity/istio-ca-client.js';
+import { checkTlsTuning } from './tls/secure-context.js';
+import { createXdsMetrics } from './telemetry/xds-metrics.js';
+
+export const VERSION = '0.1.0';
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Overrides for tests: a socket factory (default: plain) and where the embedded config lives. */
+  readonly sockets?: SocketFactory;
+}
+
+export interface RunningApp {
+  readonly readiness: Readiness;
+  readonly state: State;
+  /** Actual bound addresses (listeners may use port 0 in tests). */
+  readonly addresses: Record<string, string | undefined>;
+  /** Graceful drain then stop; idempotent. */
+  shutdown(): Promise<void>;
+  readonly done: Promise<void>;
+}
+
+/** The embedded default local config (examples/embedded-default.yaml), read at start. */
+export function embeddedDefaultConfigPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url)); // dist/src
+  return join(here, '..', '..', 'examples', 'embedded-default.yaml');
+}
+
+export async function startApp(opts: AppOptions): Promise<RunningApp> {
+  const config = opts.config;
+  const logs = new LogControl(opts.logger, config.logLevel);
+  const log = logs.component('ztunnel');
+  // Always the OpenMetrics encoding (telemetry.md §1). prom-client's typings omit the constructor
+  // argument its runtime takes.
+  const registry = new (Registry as unknown as new (t: string) => Registry)(Registry.OPENMETRICS_CONTENT_TYPE);
+  const readiness = new Readiness();
+  const stateReady = readiness.register('state manager');
+  const proxyReady = config.enableProxy ? readiness.register('proxy') : () => {};
+
+  // --- state and its config sources --------------------------------------------------------
+  const state = new State({ warn: (m) => logs.component('state').warn(m) });
+  const reloadFailures = createReloadFailureCounter(registry);
+  const localPath = config.localXdsPath ?? (config.embeddedDefault && !config.localXds ? embeddedDefaultConfigPath() : undefined);
+  const local =
+    localPath !== undefined || config.localXds !== undefined
+      ? new LocalConfigSource({
+          ...(localPath !== undefined ? { path: localPath } : { inline: config.localXds! }),
+          sink: state,
+          logger: logs.component('local_config'),
+          watch: localPath !== undefined && !(config.embeddedDefault && !config.localXdsPath),
+          onReloadFailure: () => reloadFailures.inc(),
+          // Istio AuthorizationPolicy / PeerAuthentication documents in the file (config.md "Beyond" b).
+          transform: istioTransform(localPath ?? INLINE_CONFIG_NAME),
+        })
+      : undefined;
+  // Local file first, then xDS adds and overrides (config.md §1).
+  const ads =
+    config.xdsAddress !== null
+      ? new AdsClient({ config, sink: state, metrics: createXdsMetrics(registry), logger: logs.component('xds') })
+      : undefined;
+
+  // --- certificates ---------------------------------------------------------------------------
+  let ca: CaClient;
+  const tlsProblem = checkTlsTuning({ tls12Enabled: config.tls12Enabled, ...(config.compliancePolicy ? { compliancePolicy: config.compliancePolicy } : {}) });
+  if (tlsProblem) throw tlsProblem;
+  if (config.caAddress !== null && !config.fakeCa) {
+    ca = new IstioCaClient({ config, logger: logs.component('ca') });
+  } else {
+    ca = await LocalCa.open({
+      stateDir: config.stateDir,
+      ...(config.caCertPath ? { caCertPath: config.caCertPath } : {}),
+      ...(config.caKeyPath ? { caKeyPath: config.caKeyPath } : {}),
+      ttlMs: config.secretTtlMs,
+      logger: logs.component('ca'),
+    });
+  }
+  const secrets = new SecretManager({ ca, logger: logs.component('secrets') });
+
+  // --- telemetry ------------------------------------------------------------------------------
+  const metrics = createTrafficMetrics(registry, { istioVersion: config.istioVersion });
+  const recorder = new ConnectionRecorder(logs.component('access'), metrics);
+
+  // --- admin servers (bound first so readiness is visible during startup) ----------------------
+  const servers: Server[] = [];
+  let shutdownPromise: Promise<void> | undefined;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const proxies: WorkloadProxy[] = [];
+  const shutdown = (): Promise<void> => {
+    shutdownPromise ??= (async () => {
+      log.info({ deadlineMs: config.drainDeadlineMs }, 'draining');
+      await Promise.allSettled(proxies.map((p) => p.close(config.drainDeadlineMs)));
+      await local?.close();
+      ads?.close();
+      secrets.close();
+      for (const s of servers) {
+        s.close();
+        s.closeAllConnections?.();
+      }
+      log.info('shutdown complete');
+      resolveDone();
+    })();
+    return shutdownPromise;
+  };
+  const addresses: Record<string, string | undefined> = {};
+  const version = { version: VERSION, gitRevision: 'unknown', rustVersion: 'n/a', buildProfile: 'release', buildStatus: 'Clean', istioVersion: config.istioVersion, cryptoProvider: 'openssl' };
+  const admin = await startAdminServer(config.listeners.admin, {
+    dump: {
+      state,
+      certificates: () => secrets.states().map((s) => ({ identity: s.identity, state: s.state, ...(s.cert ? { cert: s.cert } : {}) })),
+      staticConfig: () => local?.rawText(),
+      config,
+      version,
+      stagedServices: () => Object.fromEntries([...state.stagedServices()].map(([k, v]) => [k, v.map((e) => e.workloadUid)])),
+      localConfigErrors: () => (local ? local.lastErrors().map((p) => `${p.file}:${p.line} ${p.path}: ${p.message}`) : []),
+    },
+    logs,
+    shutdown,
+    connections: () => proxies.flatMap((p) => p.connections()),
+  });
+  servers.push(admin);
+  const statsServer = await startMetricsServer(config.listeners.stats, registry);
+  servers.push(statsServer);
+  const readyServer = await startReadinessServer(config.listeners.readiness, readiness);
+  servers.push(readyServer);
+  addresses['admin'] = addrOf(admin);
+  addresses['stats'] = addrOf(statsServer);
+  addresses['readiness'] = addrOf(readyServer);
+
+  // --- data plane ------------------------------------------------------------------------------
+  if (config.proxyMode === 'shared') {
+    throw new ZtunnelError('CONFIG_INVALID', 'PROXY_MODE=shared needs the in-pod capture support that is not available in this build; use PROXY_MODE=dedicated');
+  }
+  const info = config.proxyWorkloadInfo!;
+  const localWorkload = () => state.findLocalWorkload(info.namespace, info.name, info.serviceAccount, '');
+  if (local) await local.start();
+  if (ads) {
+    // Readiness "state manager" waits for the first ACK of every watched type (xds.md §2.5).
+    ads.start();
+    await ads.ready;
+  }
+  const served = localWorkload();
+  const identity: Identity = served
+    ? identityOf(served)
+    : { trustDomain: config.trustDomain, namespace: info.namespace, serviceAccount: info.serviceAccount };
+  if (!served) log.warn({ workload: `${info.namespace}/${info.name}/${info.serviceAccount}` }, 'PROXY_WORKLOAD_INFO matches no workload yet; outbound traffic fails until one appears');
+  if (config.enableProxy) {
+    const proxy = new WorkloadProxy({
+      name: `${info.namespace}/${info.name}`,
+      config,
+      sockets: opts.sockets ?? new PlainSocketFactory(),
+      state,
+      certs: secrets,
+      records: recorder,
+      logger: logs.component('proxy'),
+      accessLogger: logs.component('access'),
+      policyLogger: logs.component('policy'),
+      listeners: {
+        inbound: config.listeners.inbound,
+        inboundPlaintext: config.listeners.inboundPlaintext,
+        outbound: config.listeners.outbound,
+        ...(config.enableSocks5 ? { socks5: config.listeners.socks5 } : {}),
+      },
+      reusePort: false,
+      transparent: config.enableOrigSrc === true ? 'force' : 'off',
+      localWorkload,
+      identity,
+    });
+    await proxy.bind();
+    proxies.push(proxy);
+    for (const k of ['inbound', 'inboundPlaintext', 'outbound', 'socks5'] as const) addresses[k] = proxy.address(k);
+    // Live re-authorization (policy.md §7): every policy-store change re-runs every decision.
+    state.onChange((change) => {
+      if (!change.policies) return;
+      const closed = proxies.reduce((n, p) => n + p.reauthorize(), 0);
+      if (closed) log.info({ closed }, 'connections closed due to policy change');
+    });
+    // Warm the certificate so the first connection does not wait for issuance.
+    secrets.prefetch?.(identity);
+  }
+  stateReady();
+  for (const p of proxies) p.startAccepting();
+  proxyReady();
+  log.info({ mode: config.proxyMode, identity: formatIdentity(identity), ...addresses }, 'ztunnel-ts ready');
+  return { readiness, state, addresses, shutdown, done };
+}
+
+function addrOf(s: Server): string | undefined {
+  const a = s.address();
+  return a && typeof a === 'object' ? `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}` : undefined;
+}
+
+function createReloadFailureCounter(registry: Registry) {
+  // ztunnel-ts only (config.md "Beyond" a): failed reloads of the watched local file.
+  return new Counter({ name: 'ztunnel_ts_local_config_reload_failures_total', help: 'Rejected reloads of the local config file (the last good config stayed in force)', registers: [registry] });
+}
+
+export function readVersionFile(): string {
+  try {
+    return (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return VERSION;
+  }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Process entry: signals and exit codes (ports-and-modes.md §5). The only process.exit.
+import { hideBin } from 'yargs/helpers';
+import { runCli } from './cli.js';
+
+const outcome = await runCli({
+  argv: hideBin(process.argv),
+  env: process.env,
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+});
+
+if (outcome.kind === 'exit') {
+  // Explicit exit: a failed start may leave servers it opened keeping the loop alive.
+  process.exit(outcome.code);
+} else {
+  const app = outcome.app;
+  let interrupts = 0;
+  // SIGTERM: graceful drain. SIGINT: graceful drain; a second SIGINT exits immediately.
+  process.on('SIGTERM', () => void app.shutdown());
+  process.on('SIGINT', () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    void app.shutdown();
+  });
+  await app.done;
+  process.exit(0);
+}

@@ -1,0 +1,188 @@
+// Inbound HBONE (15008): one CONNECT stream → phase (a) build context → phase (b) authorize and
+// connect the app → phase (c) 200 + relay → record (hbone.md §4, policy.md §3, telemetry.md §3).
+import type { ServerHttp2Stream } from 'node:http2';
+import { ZtunnelError, asZtunnelError } from '../core/errors.js';
+import type { SocketAddr } from '../core/net.js';
+import { buildBaggage, parseBaggage, parseForwardedHost } from '../hbone/headers.js';
+import { respondError, type InboundConnect } from '../hbone/server.js';
+import { evaluate } from '../policy/evaluate.js';
+import type { KeepaliveOptions, SocketFactory } from '../platform/socket-factory.js';
+import type { Workload } from '../state/model.js';
+import type { StateView } from '../state/view.js';
+import { identityOf } from '../state/workload-identity.js';
+import { logConnectionFailed, type ConnectionDescription, type ConnectionRecorder } from '../telemetry/connection-record.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { AuthorizationInput, ConnectionManager } from './connection-manager.js';
+import { buildInboundContext, type InboundOptions } from './inbound-context.js';
+import { connectUpstream } from './upstream.js';
+import { relay } from './relay.js';
+import { peerInfo, peerInfoFromBaggage, serviceInfo } from './telemetry-view.js';
+
+export interface InboundHboneOptions extends InboundOptions {
+  readonly enableResponseBaggage: boolean;
+  /** Whether the 15008 listener is IP_TRANSPARENT: then the app is dialled from the client's IP. */
+  readonly spoofSource: boolean;
+  readonly mark?: number;
+  readonly keepalive?: KeepaliveOptions;
+  readonly connectTimeoutMs: number;
+  readonly localhostAppTunnel: boolean;
+  readonly authzInfoLogging: boolean;
+}
+
+export interface InboundDeps {
+  readonly state: StateView;
+  readonly sockets: SocketFactory;
+  readonly records: ConnectionRecorder;
+  readonly conns: ConnectionManager;
+  readonly logger: Logger;
+  readonly policyLogger: Logger;
+}
+
+/** Runs the policy decision for a connection (shared by first check and re-authorization). */
+export function authorize(state: StateView, input: AuthorizationInput): ReturnType<typeof evaluate> | { allowed: false; message: string; logs: []; deciding?: undefined } {
+  const destination = state.findWorkloadByUid(input.destinationUid);
+  if (!destination) return { allowed: false, message: 'destination workload no longer exists', logs: [] };
+  const policies = state.policiesFor(destination).map((p) => p.policy);
+  return evaluate({ srcIp: input.srcIp, srcIdentity: input.srcIdentity, dstIp: input.dstIp, dstPort: input.dstPort }, policies);
+}
+
+export function describeAllowedBy(d: { deciding?: { key: string; ruleIndex: number } | undefined }): string {
+  return d.deciding ? `${d.deciding.key} rule[${d.deciding.ruleIndex}]` : 'no allow policies';
+}
+
+export class InboundHboneProxy {
+  constructor(private readonly deps: InboundDeps, private readonly opts: InboundHboneOptions) {}
+
+  /** Handles one CONNECT stream. Never rejects. */
+  async handle(req: InboundConnect): Promise<void> {
+    const { deps, opts } = this;
+    const stream = req.stream;
+    stream.on('error', () => {}); // surfaced via relay results
+    const forwardedHost = parseForwardedHost(first(req.headers['forwarded']));
+    // Only a redirected outer connection (transparent network policies) has an original
+    // destination other than the listener's own address (capture.md §3, hbone.md "Beyond").
+    const outerOriginalDst = opts.transparentNetworkPolicies ? deps.sockets.originalDst(req.outerSocket) ?? undefined : undefined;
+    const ctx = buildInboundContext(deps.state, {
+      method: first(req.headers[':method']),
+      authority: first(req.headers[':authority']),
+      localAddr: req.localAddr,
+      ...(outerOriginalDst ? { outerOriginalDst } : {}),
+      ...(forwardedHost ? { forwardedHost } : {}),
+    }, opts);
+    if (ctx instanceof ZtunnelError) {
+      // Phase (a) failures: WARN line only, no metrics (telemetry.md §3).
+      logConnectionFailed(deps.logger, req.remoteAddr, req.localAddr, 'inbound', ctx);
+      respondError(stream, ctx.status ?? 503);
+      return;
+    }
+
+    const source = this.sourceWorkload(req.remoteAddr);
+    const baggage = opts.enableResponseBaggage ? parseBaggage(req.headers['baggage']) : undefined;
+    const dstIdentity = identityOf(ctx.destination);
+    const description: ConnectionDescription = {
+      direction: 'inbound',
+      srcAddr: req.remoteAddr,
+      ...(source ? { source: peerInfo(source, identityOf(source)) } : baggage && Object.keys(baggage).length ? { source: peerInfoFromBaggage(baggage) } : {}),
+      srcIdentity: req.peerIdentity,
+      dstAddr: req.localAddr,
+      hboneAddr: ctx.authority,
+      ...(ctx.service ? { service: serviceInfo(ctx.service) } : {}),
+      destination: peerInfo(ctx.destination, dstIdentity),
+      dstIdentity,
+      mtls: true,
+      ownerUid: ctx.destination.uid,
+    };
+    const abort = new AbortController();
+    const record = deps.records.start(description);
+    const authz: AuthorizationInput = {
+      srcIp: req.remoteAddr.ip,
+      srcIdentity: req.peerIdentity,
+      dstIp: ctx.upstream.ip,
+      dstPort: ctx.targetPort,
+      destinationUid: ctx.destination.uid,
+    };
+    // Tracked before the first check so a policy change during the check is not missed (policy.md §7).
+    const untrack = deps.conns.track(record, abort, authz);
+    let failure: unknown;
+    try {
+      const decision = authorize(deps.state, authz);
+      this.logDecision(decision, authz);
+      if (!decision.allowed) {
+        failure = new ZtunnelError('POLICY_DENIED', `connection closed due to policy rejection: ${decision.message}`);
+        respondError(stream, 401);
+        return;
+      }
+      record.allowedBy = describeAllowedBy(decision);
+      let upstream;
+      try {
+        upstream = await connectUpstream(deps.sockets, {
+          ctx,
+          client: req.remoteAddr,
+          clientIdentity: req.peerIdentity,
+          spoofSource: opts.spoofSource,
+          localhostAppTunnel: opts.localhostAppTunnel,
+          ...(opts.mark !== undefined ? { mark: opts.mark } : {}),
+          ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
+          timeoutMs: opts.connectTimeoutMs,
+          signal: abort.signal,
+          logger: deps.logger,
+        });
+      } catch (e) {
+        failure = abort.signal.aborted ? abort.signal.reason : asZtunnelError(e, 'UPSTREAM_CONNECT');
+        respondError(stream, 503);
+        return;
+      }
+      if (abort.signal.aborted || stream.destroyed) {
+        failure = abort.signal.reason ?? new ZtunnelError('RELAY_RESET', 'client went away before the tunnel was established');
+        upstream.destroy();
+        if (!stream.destroyed) respondError(stream, 401);
+        return;
+      }
+      stream.respond({
+        ':status': 200,
+        ...(opts.enableResponseBaggage ? { baggage: destinationBaggage(ctx.destination) } : {}),
+      });
+      await relay(stream, upstream, {
+        signal: abort.signal,
+        onBytes: (dir, n) => (dir === 'aToB' ? record.addClientToServer(n) : record.addServerToClient(n)),
+      });
+      if (abort.signal.aborted) failure = abort.signal.reason;
+    } catch (e) {
+      failure = asZtunnelError(e, 'UPSTREAM_CONNECT');
+      if (!stream.destroyed) stream.close();
+    } finally {
+      untrack();
+      record.finish(failure);
+    }
+  }
+
+  private sourceWorkload(remote: SocketAddr): Workload | undefined {
+    return this.deps.state.findWorkloadByAddr(this.opts.network, remote.ip);
+  }
+
+  private logDecision(decision: ReturnType<typeof authorize>, authz: AuthorizationInput): void {
+    const log = this.deps.policyLogger;
+    const level = this.opts.authzInfoLogging ? 'info' : 'debug';
+    if (!log.isLevelEnabled(level)) return;
+    for (const line of decision.logs ?? []) log[level]({ policy: line.policy, 'src.addr': authz.srcIp, 'dst.port': authz.dstPort }, line.msg);
+  }
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function destinationBaggage(w: Workload): string {
+  return buildBaggage({
+    clusterId: w.clusterId,
+    namespace: w.namespace,
+    workloadType: w.workloadType,
+    workloadName: w.workloadName,
+    canonicalName: w.canonicalName,
+    canonicalRevision: w.canonicalRevision,
+    region: w.locality?.region ?? '',
+    zone: w.locality?.zone ?? '',
+  });
+}
+
+export type { ServerHttp2Stream };

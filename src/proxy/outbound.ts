@@ -1,0 +1,150 @@
+// Outbound: a captured (15001) or SOCKS5 connection from the local workload to `dst`.
+// decide: buildRoute (pure) → do: dial plain TCP or an HBONE CONNECT through the pool → relay →
+// record (hbone.md §3, §7; telemetry.md §3–§4).
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { ZtunnelError, asZtunnelError } from '../core/errors.js';
+import { canonicalIp, type SocketAddr } from '../core/net.js';
+import type { HbonePool } from '../hbone/client-pool.js';
+import { buildBaggage, buildForwarded } from '../hbone/headers.js';
+import type { KeepaliveOptions, SocketFactory } from '../platform/socket-factory.js';
+import type { Workload } from '../state/model.js';
+import type { StateView } from '../state/view.js';
+import { identityOf } from '../state/workload-identity.js';
+import { logConnectionFailed, type ConnectionDescription, type ConnectionRecorder } from '../telemetry/connection-record.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { ConnectionManager } from './connection-manager.js';
+import { relay } from './relay.js';
+import { buildRoute, type Route } from './route.js';
+import { peerInfo, serviceInfo } from './telemetry-view.js';
+
+export interface OutboundOptions {
+  readonly network: string;
+  readonly transparentNetworkPolicies: boolean;
+  readonly hbonePort: number;
+  readonly illegalPorts: ReadonlySet<number>;
+  readonly mark?: number;
+  readonly keepalive?: KeepaliveOptions;
+  readonly connectTimeoutMs: number;
+}
+
+export interface OutboundDeps {
+  readonly state: StateView;
+  readonly pool: HbonePool;
+  readonly sockets: SocketFactory;
+  readonly records: ConnectionRecorder;
+  readonly conns: ConnectionManager;
+  readonly logger: Logger;
+  /** The workload whose traffic this proxy carries (dedicated: PROXY_WORKLOAD_INFO; shared: the pod). */
+  readonly localWorkload: () => Workload | undefined;
+  readonly random?: () => number;
+}
+
+export class OutboundProxy {
+  private readonly random: () => number;
+  constructor(private readonly deps: OutboundDeps, private readonly opts: OutboundOptions) {
+    this.random = deps.random ?? Math.random;
+  }
+
+  /** Carries `downstream` to `dst`. Never rejects; failures close the downstream socket. */
+  async handle(downstream: Socket, dst: SocketAddr): Promise<void> {
+    const { deps, opts } = this;
+    downstream.on('error', () => {}); // errors surface through relay / connect results
+    const srcAddr: SocketAddr = { ip: canonicalIp(downstream.remoteAddress ?? '') ?? '0.0.0.0', port: downstream.remotePort ?? 0 };
+    const source = deps.localWorkload();
+    if (!source) {
+      logConnectionFailed(deps.logger, srcAddr, dst, 'outbound', new ZtunnelError('UNKNOWN_SOURCE'));
+      downstream.destroy();
+      return;
+    }
+    const sourceIdentity = identityOf(source);
+    let route: Route;
+    try {
+      route = buildRoute(deps.state, { source, sourceIdentity, sourceIp: srcAddr.ip, dst, network: opts.network }, {
+        random: this.random,
+        transparentNetworkPolicies: opts.transparentNetworkPolicies,
+        hbonePort: opts.hbonePort,
+        illegalPorts: opts.illegalPorts,
+      });
+    } catch (e) {
+      route = { kind: 'reject', code: 'UPSTREAM_CONNECT', message: e instanceof Error ? e.message : String(e) };
+    }
+    if (route.kind === 'reject') {
+      logConnectionFailed(deps.logger, srcAddr, dst, 'outbound', new ZtunnelError(route.code, route.message));
+      downstream.destroy();
+      return;
+    }
+
+    const hbone = route.kind === 'hbone';
+    const nextHop = route.kind === 'hbone' ? route.nextHop : route.target;
+    const destination = route.kind === 'passthrough' ? undefined : route.destination;
+    const service = route.kind === 'passthrough' ? undefined : route.service;
+    const description: ConnectionDescription = {
+      direction: 'outbound',
+      srcAddr,
+      source: peerInfo(source, sourceIdentity),
+      ...(hbone ? { srcIdentity: sourceIdentity } : {}),
+      dstAddr: nextHop,
+      ...(route.kind === 'hbone' ? { hboneAddr: route.authority } : {}),
+      ...(service ? { service: serviceInfo(service) } : {}),
+      ...(destination ? { destination: peerInfo(destination, identityOf(destination)), dstIdentity: identityOf(destination) } : {}),
+      mtls: hbone,
+      ownerUid: source.uid,
+    };
+    const abort = new AbortController();
+    const record = deps.records.start(description);
+    const untrack = deps.conns.track(record, abort);
+    let failure: unknown;
+    try {
+      let upstream: Socket | import('node:http2').ClientHttp2Stream;
+      if (route.kind === 'hbone') {
+        const headers: Record<string, string> = {
+          baggage: buildBaggage({
+            clusterId: source.clusterId,
+            namespace: source.namespace,
+            workloadType: source.workloadType,
+            workloadName: source.workloadName,
+            canonicalName: source.canonicalName,
+            canonicalRevision: source.canonicalRevision,
+            region: source.locality?.region ?? '',
+            zone: source.locality?.zone ?? '',
+          }),
+          forwarded: buildForwarded(srcAddr, service?.hostname),
+          traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`,
+        };
+        const res = await deps.pool.connect({
+          srcIdentity: sourceIdentity,
+          expectedIdentities: route.expectedIdentities,
+          nextHop: route.nextHop,
+          authority: route.authority,
+          headers,
+          signal: abort.signal,
+        });
+        upstream = res.stream;
+      } else {
+        upstream = await deps.sockets.connect({
+          host: route.target.ip,
+          port: route.target.port,
+          ...(opts.mark !== undefined ? { mark: opts.mark } : {}),
+          ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
+          timeoutMs: opts.connectTimeoutMs,
+          signal: abort.signal,
+        });
+      }
+      const result = await relay(downstream, upstream, {
+        signal: abort.signal,
+        onBytes: (dir, n) => (dir === 'aToB' ? record.addClientToServer(n) : record.addServerToClient(n)),
+      });
+      // ECONNRESET/EPIPE during copy are a normal close (hbone.md §6); only our own aborts
+      // (policy change, drain deadline) are failures.
+      void result;
+      if (abort.signal.aborted) failure = abort.signal.reason;
+    } catch (e) {
+      failure = asZtunnelError(e, 'UPSTREAM_CONNECT');
+      downstream.destroy();
+    } finally {
+      untrack();
+      record.finish(failure);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+// Converts state values into the plain descriptions telemetry records (telemetry.md §3).
+import type { Identity } from '../core/spiffe.js';
+import type { Service, Workload } from '../state/model.js';
+import type { PeerInfo, ServiceInfo } from '../telemetry/connection-record.js';
+
+export function peerInfo(w: Workload, identity?: Identity): PeerInfo {
+  return {
+    podName: w.name,
+    workloadName: w.workloadName,
+    namespace: w.namespace,
+    canonicalName: w.canonicalName,
+    canonicalRevision: w.canonicalRevision,
+    clusterId: w.clusterId,
+    region: w.locality?.region ?? '',
+    zone: w.locality?.zone ?? '',
+    ...(identity ? { identity } : {}),
+  };
+}
+
+/** Baggage values (hbone.md §3) as telemetry sees them: used when the source came via an E/W gateway. */
+export function peerInfoFromBaggage(b: Partial<Record<'clusterId' | 'namespace' | 'workloadName' | 'canonicalName' | 'canonicalRevision' | 'region' | 'zone', string>>): PeerInfo {
+  return {
+    podName: '',
+    workloadName: b.workloadName ?? '',
+    namespace: b.namespace ?? '',
+    canonicalName: b.canonicalName ?? '',
+    canonicalRevision: b.canonicalRevision ?? '',
+    clusterId: b.clusterId ?? '',
+    region: b.region ?? '',
+    zone: b.zone ?? '',
+  };
+}
+
+export function serviceInfo(s: Service): ServiceInfo {
+  return { hostname: s.hostname, name: s.name, namespace: s.namespace };
+}

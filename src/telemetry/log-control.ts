@@ -1,0 +1,72 @@
+// Run-time log levels (telemetry.md §5 /logging): one pino child per component, all kept here so a
+// level change reaches loggers created earlier (pino children do not follow later parent changes).
+import type { Logger } from './logger.js';
+import { toPinoLevel } from './logger.js';
+
+export class LogControl {
+  private readonly components = new Map<string, Logger>();
+  private defaultLevel: string;
+  private readonly initial: { level: string; scopes: Map<string, string> };
+  private scopes = new Map<string, string>();
+
+  /** `spec` is RUST_LOG-like: `info` or `info,access=debug,policy=trace` (or `scope:level`). */
+  constructor(private readonly root: Logger, spec: string) {
+    const parsed = LogControl.parse(spec);
+    this.defaultLevel = parsed?.level ?? 'info';
+    if (parsed) this.scopes = parsed.scopes;
+    this.initial = { level: this.defaultLevel, scopes: new Map(this.scopes) };
+    this.root.level = toPinoLevel(this.defaultLevel) ?? 'info';
+  }
+
+  static parse(spec: string): { level: string | undefined; scopes: Map<string, string> } | null {
+    const scopes = new Map<string, string>();
+    let level: string | undefined;
+    for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const m = /^([A-Za-z0-9_.:-]+?)[=:]([a-z]+)$/.exec(part);
+      if (m) {
+        if (!toPinoLevel(m[2]!)) return null;
+        scopes.set(m[1]!, m[2]!);
+      } else {
+        if (!toPinoLevel(part)) return null;
+        level = part;
+      }
+    }
+    return { level, scopes };
+  }
+
+  component(name: string): Logger {
+    let l = this.components.get(name);
+    if (!l) {
+      l = this.root.child({ component: name });
+      l.level = toPinoLevel(this.scopes.get(name) ?? this.defaultLevel) ?? 'info';
+      this.components.set(name, l);
+    }
+    return l;
+  }
+
+  /** Applies a /logging level spec; returns false when it is invalid. */
+  apply(spec: string): boolean {
+    const parsed = LogControl.parse(spec);
+    if (!parsed) return false;
+    if (parsed.level) this.defaultLevel = parsed.level;
+    for (const [k, v] of parsed.scopes) this.scopes.set(k, v);
+    this.refresh();
+    return true;
+  }
+
+  reset(): void {
+    this.defaultLevel = this.initial.level;
+    this.scopes = new Map(this.initial.scopes);
+    this.refresh();
+  }
+
+  describe(): string {
+    const scoped = [...this.scopes].map(([k, v]) => `${k}:${v}`);
+    return [this.defaultLevel, ...scoped].join(',');
+  }
+
+  private refresh(): void {
+    this.root.level = toPinoLevel(this.defaultLevel) ?? 'info';
+    for (const [name, l] of this.components) l.level = toPinoLevel(this.scopes.get(name) ?? this.defaultLevel) ?? 'info';
+  }
+}

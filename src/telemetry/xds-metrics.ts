@@ -1,0 +1,20 @@
+// istio_xds_* metrics (telemetry.md §2), behind the small interface the ADS client reports to.
+import { Counter, type Registry } from 'prom-client';
+
+export interface XdsMetricsSink {
+  connectionTerminated(reason: 'ConnectionError' | 'Error' | 'Reconnect' | 'Complete'): void;
+  message(typeUrl: string, bytes: number): void;
+}
+
+export function createXdsMetrics(registry: Registry): XdsMetricsSink {
+  const terminations = new Counter({ name: 'istio_xds_connection_terminations', help: 'Total number of xDS connection terminations', labelNames: ['reason'], registers: [registry] });
+  const messages = new Counter({ name: 'istio_xds_message', help: 'Total number of xDS messages received', labelNames: ['url'], registers: [registry] });
+  const bytes = new Counter({ name: 'istio_xds_message_bytes', help: 'Total bytes of xDS messages received', labelNames: ['url'], registers: [registry] });
+  return {
+    connectionTerminated: (reason) => terminations.inc({ reason }),
+    message: (url, n) => {
+      messages.inc({ url });
+      bytes.inc({ url }, n);
+    },
+  };
+}

@@ -1,0 +1,122 @@
+// Runs ztunnel-ts as a real process (from dist/) for integration and netns tests, collects its
+// JSON log lines and the bound addresses it reports when ready.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const MAIN_JS = join(REPO_ROOT, 'dist', 'src', 'main.js');
+
+export interface DaemonOptions {
+  readonly name: string;
+  readonly env: Record<string, string>;
+  readonly args?: string[];
+  /** Wrap the command, e.g. ['ip', 'netns', 'exec', 'node-a']. */
+  readonly wrapper?: string[];
+  readonly readyTimeoutMs?: number;
+}
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
+
+export class Daemon {
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  addresses: Record<string, string> = {};
+  readonly exited: Promise<number | null>;
+  private waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+
+  constructor(readonly name: string, readonly child: ChildProcess) {
+    let buf = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (!line.trim()) continue;
+        let parsed: LogLine;
+        try {
+          parsed = JSON.parse(line) as LogLine;
+        } catch {
+          parsed = { msg: line, level: 'raw' };
+        }
+        this.logs.push(parsed);
+        this.waiters = this.waiters.filter((w) => {
+          if (!w.pred(parsed)) return true;
+          w.resolve(parsed);
+          return false;
+        });
+      }
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => this.stderr.push(d));
+    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  }
+
+  /** Resolves with the first (past or future) log line matching `pred`. */
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const found = this.logs.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no matching log line within ${timeoutMs} ms; stderr: ${this.stderr.join('')}; last logs: ${JSON.stringify(this.logs.slice(-5))}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+  }
+
+  accessLogs(): LogLine[] {
+    return this.logs.filter((l) => l['component'] === 'access' && l.msg === 'connection complete');
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    this.child.kill(signal);
+    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(t);
+    return code;
+  }
+
+  /** HTTP GET/POST to the admin/stats/readiness server. */
+  async http(which: 'admin' | 'stats' | 'readiness', path: string, init?: RequestInit): Promise<Response> {
+    const addr = this.addresses[which];
+    if (!addr) throw new Error(`${this.name}: no ${which} address`);
+    const host = addr.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+    return fetch(`http://${host}${path}`, init);
+  }
+}
+
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  const cmd = [...(o.wrapper ?? []), process.execPath, MAIN_JS, 'run', ...(o.args ?? [])];
+  const child = spawn(cmd[0]!, cmd.slice(1), {
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const d = new Daemon(o.name, child);
+  const ready = await Promise.race([
+    d.waitForLog((l) => l.msg === 'ztunnel-ts ready', o.readyTimeoutMs ?? 20_000),
+    d.exited.then((code) => {
+      throw new Error(`${o.name} exited with ${code} before ready; stderr: ${d.stderr.join('')}; logs: ${JSON.stringify(d.logs.slice(-5))}`);
+    }),
+  ]);
+  for (const [k, v] of Object.entries(ready)) if (typeof v === 'string' && /:\d+$/.test(v)) d.addresses[k] = v;
+  return d;
+}
+
+export function tempDir(prefix = 'zt-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function writeTemp(dir: string, name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+/** A random 127.x.y.z address (x in 100..199) so parallel test files do not collide on 15008. */
+export function randomLoopback(): string {
+  const r = () => 1 + Math.floor(Math.random() * 250);
+  return `127.${100 + Math.floor(Math.random() * 100)}.${r()}.${r()}`;
+}
