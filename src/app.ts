@@ -16,6 +16,8 @@ import type { CaClient } from './identity/ca-client.js';
 import { LocalCa } from './identity/local-ca.js';
 import { SecretManager } from './identity/secret-manager.js';
 import { PlainSocketFactory } from './platform/plain-socket-factory.js';
+import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
+import { loadNativeAddon } from './platform/native-addon.js';
 import type { SocketFactory } from './platform/socket-factory.js';
 import { WorkloadProxy } from './proxy/workload-proxy.js';
 import { State } from './state/state.js';
@@ -178,7 +180,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     const proxy = new WorkloadProxy({
       name: `${info.namespace}/${info.name}`,
       config,
-      sockets: opts.sockets ?? new PlainSocketFactory(),
+      sockets: opts.sockets ?? dedicatedSocketFactory(logs.component('platform')),
       state,
       certs: secrets,
       records: recorder,
@@ -213,6 +215,17 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   proxyReady();
   log.info({ mode: config.proxyMode, identity: formatIdentity(identity), ...addresses }, 'ztunnel-ts ready');
   return { readiness, state, addresses, shutdown, done };
+}
+
+/**
+ * Dedicated mode: the Linux factory when the addon loads (SO_ORIGINAL_DST for node-level
+ * redirects, marks, transparent listeners), else node:net only (capture.md §3 step 3).
+ */
+function dedicatedSocketFactory(log: Logger): SocketFactory {
+  const addon = loadNativeAddon();
+  if (addon.ok) return new LinuxSocketFactory(addon.value, { onWarning: (m) => log.warn(m) });
+  log.info({ reason: addon.error.message }, 'native addon unavailable; using plain sockets');
+  return new PlainSocketFactory();
 }
 
 function addrOf(s: Server): string | undefined {
