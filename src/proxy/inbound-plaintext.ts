@@ -39,6 +39,11 @@ export class InboundPlaintextProxy {
 
   async handle(downstream: Socket): Promise<void> {
     const { deps, opts } = this;
+    // Hold the client's first bytes until relay() attaches its listeners: the accept path may
+    // already have resumed the socket, and a flowing socket without 'data' listeners drops what
+    // it reads (a client that writes at once, as most do, would lose its request). This runs
+    // before the first await, so nothing can be read in between.
+    downstream.pause();
     downstream.on('error', () => {});
     const client: SocketAddr = { ip: canonicalIp(downstream.remoteAddress ?? '') ?? '0.0.0.0', port: downstream.remotePort ?? 0 };
     const dst = deps.sockets.originalDst(downstream);
