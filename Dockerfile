@@ -1,32 +1,52 @@
-# ztunnel-ts image. Stage 1 builds the TypeScript and the native socket addon; stage 2 carries only
-# production dependencies, the compiled output and the addon.
+# ztunnel-ts image.
+#   docker build -t ztunnel-ts:0.1.0 .
+# Stage 1 compiles the daemon (src/ only) and the native socket addon; stage 2 carries only the
+# production dependencies, the compiled daemon, the addon and the files it reads at run time
+# (proto/ for the gRPC messages, examples/ for the embedded default config).
 FROM node:20-bookworm AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json tsconfig.json ./
 COPY scripts ./scripts
+# `npm ci` runs the install script, which rebuilds native/ (node-gyp rebuild: a stale host build
+# in the context is cleaned first).
 COPY native ./native
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund && test -f native/build/Release/ztunnel_native.node
 COPY src ./src
-COPY test ./test
-COPY bench ./bench
-COPY examples ./examples
 COPY proto ./proto
-RUN npm run build && npm prune --omit=dev
+COPY examples ./examples
+# Only the daemon: a type error in a test or benchmark must not break the image.
+RUN printf '{ "extends": "./tsconfig.json", "include": ["src/**/*.ts"], "exclude": ["src/**/*.test.ts"] }\n' > tsconfig.image.json \
+ && npx tsc -p tsconfig.image.json \
+ && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
-# iptables is not needed by ztunnel itself (istio-cni programs the pod rules); keep the image lean.
-WORKDIR /app
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist/src ./dist/src
-COPY --from=build /src/native/build/Release/ztunnel_native.node ./native/build/Release/ztunnel_native.node
-COPY --from=build /src/examples ./examples
-COPY --from=build /src/proto ./proto
-# Shared (in-pod) mode needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN (setns), as Istio's
-# ztunnel DaemonSet grants; dedicated mode runs as an unprivileged user.
+# tini as PID 1: forwards SIGTERM/SIGINT to node (the kernel ignores signals a PID 1 has no
+# handler for, e.g. while ztunnel is still waiting for istiod at start) and reaps children.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/package.json /app/package.json
+COPY --from=build /src/node_modules /app/node_modules
+COPY --from=build /src/dist/src /app/dist/src
+COPY --from=build /src/native/build/Release/ztunnel_native.node /app/native/build/Release/ztunnel_native.node
+COPY --from=build /src/proto /app/proto
+COPY --from=build /src/examples /app/examples
+# The working directory is / as in Istio's ztunnel image, so the relative defaults
+# ./var/run/secrets/istio/root-cert.pem, ./var/run/secrets/tokens/istio-token and
+# ./etc/istio/config/mesh resolve to the paths Istio mounts (spec/config.md §4-§5).
+WORKDIR /
+# The local CA (embedded default, FAKE_CA) keeps its root here; unused with istiod's CA.
+RUN mkdir -p /var/lib/ztunnel-ts && chown 1337:1337 /var/lib/ztunnel-ts
+ENV NODE_ENV=production \
+    LOG_FORMAT=json \
+    ZTUNNEL_STATE_DIR=/var/lib/ztunnel-ts
+# User: non-root (1337) by default, enough for dedicated mode and the embedded default.
+# Shared (in-pod) mode needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN (setns) in the
+# effective set, which Kubernetes grants only to a root process: the DaemonSet in
+# deploy/kubernetes/ runs the container as uid 0 with exactly those capabilities and every other
+# one dropped, as Istio's own ztunnel DaemonSet does.
 USER 1337:1337
-ENV LOG_FORMAT=json
+# 15008 HBONE, 15001/15006 capture, 15080 SOCKS5 (opt-in), 15020 metrics, 15021 readiness;
+# 15000 (admin) binds to localhost only.
 EXPOSE 15001 15006 15008 15020 15021
-ENTRYPOINT ["node", "/app/dist/src/main.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/src/main.js"]
 CMD ["run"]

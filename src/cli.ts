@@ -19,31 +19,34 @@ export type CliOutcome = { kind: 'exit'; code: number } | { kind: 'running'; app
 
 export async function runCli(io: CliIo): Promise<CliOutcome> {
   let outcome: CliOutcome = { kind: 'exit', code: 0 };
+  const runHandler = async (argv: Record<string, unknown>) => {
+    const result = loadConfig({ flags: argv, env: io.env });
+    if (!result.ok) {
+      io.stderr(`ztunnel: invalid configuration:\n${result.error.map((e) => `  - ${e}`).join('\n')}\n`);
+      outcome = { kind: 'exit', code: 2 };
+      return;
+    }
+    const logger = createLogger({ level: 'info', ...(result.value.logFormat === 'plain' ? { destination: plainDestination() } : {}) });
+    try {
+      // Loaded here so `explain` does not load (or depend on) the whole daemon.
+      const { startApp } = await import('./app.js');
+      const app = await startApp({ config: result.value, logger });
+      outcome = { kind: 'running', app };
+    } catch (e) {
+      logger.fatal({ err: e instanceof Error ? e.message : String(e) }, 'failed to start');
+      outcome = { kind: 'exit', code: 1 };
+    }
+  };
   const parser = yargs(io.argv)
     .scriptName('ztunnel')
     .usage('$0 <command> [options]')
+    .command('run', 'run the ztunnel-ts daemon (options also read from the environment: see README)', (y) => y.options(yargsOptions()), runHandler)
     .command(
-      'run',
-      'run the ztunnel-ts daemon (options also read from the environment: see README)',
-      (y) => y.options(yargsOptions()),
-      async (argv) => {
-        const result = loadConfig({ flags: argv as Record<string, unknown>, env: io.env });
-        if (!result.ok) {
-          io.stderr(`ztunnel: invalid configuration:\n${result.error.map((e) => `  - ${e}`).join('\n')}\n`);
-          outcome = { kind: 'exit', code: 2 };
-          return;
-        }
-        const logger = createLogger({ level: 'info', ...(result.value.logFormat === 'plain' ? { destination: plainDestination() } : {}) });
-        try {
-          // Loaded here so `explain` does not load (or depend on) the whole daemon.
-          const { startApp } = await import('./app.js');
-          const app = await startApp({ config: result.value, logger });
-          outcome = { kind: 'running', app };
-        } catch (e) {
-          logger.fatal({ err: e instanceof Error ? e.message : String(e) }, 'failed to start');
-          outcome = { kind: 'exit', code: 1 };
-        }
-      },
+      // `proxy ztunnel` is how Istio's ztunnel DaemonSet starts its container: same as `run`.
+      'proxy <component>',
+      false,
+      (y) => y.positional('component', { type: 'string', choices: ['ztunnel'] }).options(yargsOptions()),
+      runHandler,
     )
     .command(
       'explain',
@@ -78,10 +81,18 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
     .help()
     .version(false)
     .fail((msg, err) => {
-      io.stderr(`ztunnel: ${msg ?? err?.message}\n`);
-      outcome = { kind: 'exit', code: 2 };
+      // Throwing stops yargs before any command handler runs.
+      throw new UsageError(msg ?? err?.message ?? 'invalid command line');
     })
     .exitProcess(false);
-  await parser.parseAsync();
+  try {
+    await parser.parseAsync();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.stderr(`ztunnel: ${e.message}\n`);
+    return { kind: 'exit', code: 2 };
+  }
   return outcome;
 }
+
+class UsageError extends Error {}

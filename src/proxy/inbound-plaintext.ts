@@ -10,7 +10,7 @@ import { identityOf } from '../state/workload-identity.js';
 import { logConnectionFailed, type ConnectionRecorder } from '../telemetry/connection-record.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AuthorizationInput, ConnectionManager } from './connection-manager.js';
-import { authorize, describeAllowedBy } from './inbound.js';
+import { authorize, describeAllowedBy, logDecision } from './inbound.js';
 import { relay } from './relay.js';
 import { connectUpstream } from './upstream.js';
 import { peerInfo, serviceInfo } from './telemetry-view.js';
@@ -24,6 +24,7 @@ export interface InboundPlaintextOptions {
   readonly keepalive?: KeepaliveOptions;
   readonly connectTimeoutMs: number;
   readonly localhostAppTunnel: boolean;
+  readonly authzInfoLogging?: boolean;
 }
 
 export interface InboundPlaintextDeps {
@@ -32,6 +33,7 @@ export interface InboundPlaintextDeps {
   readonly records: ConnectionRecorder;
   readonly conns: ConnectionManager;
   readonly logger: Logger;
+  readonly policyLogger?: Logger;
 }
 
 export class InboundPlaintextProxy {
@@ -77,6 +79,7 @@ export class InboundPlaintextProxy {
     let failure: unknown;
     try {
       const decision = authorize(deps.state, authz);
+      logDecision(deps.policyLogger, opts.authzInfoLogging ?? false, decision, authz);
       if (!decision.allowed) {
         failure = new ZtunnelError('POLICY_DENIED', `connection closed due to policy rejection: ${decision.message}`);
         downstream.destroy();

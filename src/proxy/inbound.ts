@@ -106,7 +106,7 @@ export class InboundHboneProxy {
     let failure: unknown;
     try {
       const decision = authorize(deps.state, authz);
-      this.logDecision(decision, authz);
+      logDecision(deps.policyLogger, opts.authzInfoLogging, decision, authz);
       if (!decision.allowed) {
         failure = new ZtunnelError('POLICY_DENIED', `connection closed due to policy rejection: ${decision.message}`);
         respondError(stream, 401);
@@ -159,13 +159,14 @@ export class InboundHboneProxy {
   private sourceWorkload(remote: SocketAddr): Workload | undefined {
     return this.deps.state.findWorkloadByAddr(this.opts.network, remote.ip);
   }
+}
 
-  private logDecision(decision: ReturnType<typeof authorize>, authz: AuthorizationInput): void {
-    const log = this.deps.policyLogger;
-    const level = this.opts.authzInfoLogging ? 'info' : 'debug';
-    if (!log.isLevelEnabled(level)) return;
-    for (const line of decision.logs ?? []) log[level]({ policy: line.policy, 'src.addr': authz.srcIp, 'dst.port': authz.dstPort }, line.msg);
-  }
+/** Decision log lines (policy.md §3): DEBUG, or INFO with AUTHZ_POLICY_INFO_LOGGING=true. */
+export function logDecision(log: Logger | undefined, infoLevel: boolean, decision: ReturnType<typeof authorize>, authz: AuthorizationInput): void {
+  if (!log) return;
+  const level = infoLevel ? 'info' : 'debug';
+  if (!log.isLevelEnabled(level)) return;
+  for (const line of decision.logs ?? []) log[level]({ policy: line.policy, 'src.addr': authz.srcIp, 'dst.port': authz.dstPort }, line.msg);
 }
 
 function first(v: string | string[] | undefined): string | undefined {
