@@ -13,8 +13,12 @@ import { send, startHttpServer } from './http-util.js';
 export interface AdminDeps {
   readonly dump: ConfigDumpSources;
   readonly logs: LogControl;
-  /** Starts the graceful drain and resolves when it finished (bounded by the drain deadline). */
-  readonly shutdown: () => Promise<void>;
+  /**
+   * Starts the graceful drain (ports-and-modes.md §5) and resolves when the process is about to
+   * stop. `reply` runs once the drain finished (bounded by the drain deadline) and before the
+   * admin server closes its connections, so /quitquitquit can still answer.
+   */
+  readonly shutdown: (reply: () => Promise<void>) => Promise<void>;
   /** Live connections of every workload proxy. */
   readonly connections: () => LiveConnection[];
 }
@@ -47,8 +51,17 @@ export function startAdminServer(addr: BindAddr, deps: AdminDeps): Promise<Serve
       }
       case '/quitquitquit':
         if (req.method !== 'POST') return send(res, 405);
-        await deps.shutdown();
-        return send(res, 200, 'shutdown now\n');
+        // Answer after the drain, and wait until the answer is written: right after it the
+        // servers close and the process exits.
+        await deps.shutdown(
+          () =>
+            new Promise<void>((resolve) => {
+              res.once('finish', resolve);
+              res.once('close', resolve);
+              send(res, 200, 'shutdown now\n');
+            }),
+        );
+        return;
       case '/debug/connections':
         return connectionsTable(deps.connections(), url, res);
       default:

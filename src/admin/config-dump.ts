@@ -1,6 +1,7 @@
 // /config_dump (telemetry.md §5): the internal model in camelCase so `istioctl ztunnel-config`
 // can read it. Maps become plain objects; CIDRs and string matches use the local-file spelling.
 import { X509Certificate } from 'node:crypto';
+import { parseAllDocuments } from 'yaml';
 import type { Authorization, Match, StringMatch } from '../policy/model.js';
 import type { GatewayAddress, PortMap, Service, Workload } from '../state/model.js';
 import { serviceKey } from '../state/model.js';
@@ -17,6 +18,7 @@ export interface CertState {
 export interface ConfigDumpSources {
   readonly state: StateView;
   readonly certificates: () => CertState[];
+  /** Text of the local config in force (undefined: no local config). */
   readonly staticConfig: () => string | undefined;
   readonly config: unknown;
   readonly version: Record<string, string>;
@@ -131,6 +133,34 @@ function dumpCert(pem: string): Record<string, unknown> {
   }
 }
 
+/**
+ * `staticConfig` as Rust ztunnel emits it: the local file as an object with `workloads`,
+ * `policies` and `services` (empty lists without a local file). ztunnel-ts watches the file, so
+ * this is the text in force; a rejected edit shows under `localConfigErrors`. Istio documents
+ * translated from the same file (config.md "Beyond" b) are listed under `istioResources`.
+ */
+export function staticConfigObject(text: string | undefined): Record<string, unknown> {
+  const out: Record<string, unknown[]> = { workloads: [], policies: [], services: [] };
+  const istio: unknown[] = [];
+  if (text !== undefined) {
+    for (const doc of parseAllDocuments(text, { logLevel: 'silent' })) {
+      if (doc.errors.length) continue;
+      const value: unknown = doc.toJS();
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+      const obj = value as Record<string, unknown>;
+      if (typeof obj['kind'] === 'string') {
+        istio.push(obj);
+        continue;
+      }
+      for (const k of ['workloads', 'policies', 'services'] as const) {
+        const list = obj[k];
+        if (Array.isArray(list)) out[k]!.push(...(list as unknown[]));
+      }
+    }
+  }
+  return istio.length ? { ...out, istioResources: istio } : out;
+}
+
 export function buildConfigDump(src: ConfigDumpSources): Record<string, unknown> {
   const state = src.state;
   return {
@@ -138,7 +168,7 @@ export function buildConfigDump(src: ConfigDumpSources): Record<string, unknown>
     services: [...state.services()].map((s) => dumpService(s, state)),
     policies: [...state.policies()].map(dumpPolicy),
     stagedServices: src.stagedServices?.() ?? {},
-    staticConfig: src.staticConfig() ?? null,
+    staticConfig: staticConfigObject(src.staticConfig()),
     ...(src.localConfigErrors ? { localConfigErrors: src.localConfigErrors() } : {}),
     version: src.version,
     config: src.config,

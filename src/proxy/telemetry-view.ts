@@ -28,6 +28,8 @@ export function peerInfoFromBaggage(b: Partial<Record<'clusterId' | 'namespace' 
     clusterId: b.clusterId ?? '',
     region: b.region ?? '',
     zone: b.zone ?? '',
+    // telemetry.md §3 "from baggage": app = the workload name.
+    app: b.workloadName ?? '',
   };
 }
 

@@ -16,6 +16,11 @@ export interface PeerInfo {
   readonly clusterId: string;
   readonly region: string;
   readonly zone: string;
+  /**
+   * `*_app` when it differs from the canonical name: a source derived from baggage reports its
+   * workload name as app (telemetry.md §3 "from baggage"). Absent: the canonical name.
+   */
+  readonly app?: string;
   /** The workload's SPIFFE identity (destination_principal). */
   readonly identity?: Identity;
 }
@@ -151,8 +156,42 @@ export function logConnectionFailed(logger: Logger, src: SocketAddr, dst: Socket
 
 /** Starts records; the proxy's handle on the record phase. */
 export class ConnectionRecorder {
+  private readonly open = new Set<ConnectionRecord>();
+  private idleWaiters: Array<() => void> = [];
+
   constructor(private readonly logger: Logger, private readonly metrics?: TrafficMetricsSink) {}
+
   start(description: ConnectionDescription, onDone: (r: ConnectionRecord) => void = () => {}): ConnectionRecord {
-    return new ConnectionRecord(description, this.logger, this.metrics, onDone);
+    const record = new ConnectionRecord(description, this.logger, this.metrics, (r) => {
+      this.open.delete(r);
+      if (this.open.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+      onDone(r);
+    });
+    this.open.add(record);
+    return record;
+  }
+
+  /** Records started and not yet finished. */
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Resolves once every started record has finished, or after `timeoutMs`. Shutdown waits on it
+   * after the drain deadline aborted the last connections, so each of them still gets its closed
+   * count and access-log line before the process exits (telemetry.md §3: closed once per opened,
+   * including connections dropped during drain).
+   */
+  settled(timeoutMs: number): Promise<void> {
+    if (this.open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.idleWaiters.push(done);
+    });
   }
 }

@@ -61,7 +61,7 @@ export class LogControl {
   }
 
   describe(): string {
-    const scoped = [...this.scopes].map(([k, v]) => `${k}:${v}`);
+    const scoped = [...this.scopes].map(([k, v]) => `${k}=${v}`); // as RUST_LOG / EnvFilter print it
     return [this.defaultLevel, ...scoped].join(',');
   }
 
