@@ -20,6 +20,7 @@ import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
 import { loadNativeAddon } from './platform/native-addon.js';
 import type { SocketFactory } from './platform/socket-factory.js';
 import { WorkloadProxy } from './proxy/workload-proxy.js';
+import { checkSharedModeSupport, startSharedMode, type SharedMode } from './inpod/shared-mode.js';
 import { State } from './state/state.js';
 import { identityOf } from './state/workload-identity.js';
 import { ConnectionRecorder } from './telemetry/connection-record.js';
@@ -28,8 +29,7 @@ import type { Logger } from './telemetry/logger.js';
 import { createTrafficMetrics } from './telemetry/traffic-metrics.js';
 import { INLINE_CONFIG_NAME, LocalConfigSource } from './xds/local-source.js';
 import { istioTransform } from './xds/istio-transform.js';
-import { AdsClient } from './xds/ads-client.js';
-import { IstioCaClient } from './identity/istio-ca-client.js';
+import type { AdsClient } from './xds/ads-client.js';
 import { checkTlsTuning } from './tls/secure-context.js';
 import { createXdsMetrics } from './telemetry/xds-metrics.js';
 
@@ -50,6 +50,8 @@ export interface RunningApp {
   /** Graceful drain then stop; idempotent. */
   shutdown(): Promise<void>;
   readonly done: Promise<void>;
+  /** The process exit status once `done` resolves: 1 after a fatal ZDS protocol violation (capture.md §6). */
+  readonly exitCode?: () => number;
 }
 
 /** The embedded default local config (examples/embedded-default.yaml), read at start. */
@@ -86,16 +88,19 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
         })
       : undefined;
   // Local file first, then xDS adds and overrides (config.md §1).
-  const ads =
-    config.xdsAddress !== null
-      ? new AdsClient({ config, sink: state, metrics: createXdsMetrics(registry), logger: logs.component('xds') })
-      : undefined;
+  // gRPC and protobuf (~17 MB resident) are loaded only when istiod is configured.
+  let ads: AdsClient | undefined;
+  if (config.xdsAddress !== null) {
+    const { AdsClient } = await import('./xds/ads-client.js');
+    ads = new AdsClient({ config, sink: state, metrics: createXdsMetrics(registry), logger: logs.component('xds') });
+  }
 
   // --- certificates ---------------------------------------------------------------------------
   let ca: CaClient;
   const tlsProblem = checkTlsTuning({ tls12Enabled: config.tls12Enabled, ...(config.compliancePolicy ? { compliancePolicy: config.compliancePolicy } : {}) });
   if (tlsProblem) throw tlsProblem;
   if (config.caAddress !== null && !config.fakeCa) {
+    const { IstioCaClient } = await import('./identity/istio-ca-client.js');
     ca = new IstioCaClient({ config, logger: logs.component('ca') });
   } else {
     ca = await LocalCa.open({
@@ -118,13 +123,17 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   const proxies: WorkloadProxy[] = [];
+  let inpod: SharedMode | undefined; // shared mode: the pod proxies (capture.md §6)
+  const beforeStop: Array<() => Promise<void>> = []; // e.g. the /quitquitquit answer (ports-and-modes.md §5)
   const shutdown = (): Promise<void> => {
     shutdownPromise ??= (async () => {
       log.info({ deadlineMs: config.drainDeadlineMs }, 'draining');
-      await Promise.allSettled(proxies.map((p) => p.close(config.drainDeadlineMs)));
+      await Promise.allSettled([...proxies.map((p) => p.close(config.drainDeadlineMs)), inpod?.close(config.drainDeadlineMs)]);
+      await recorder.settled(1_000); // records of force-closed connections are written before exit (telemetry.md §3)
       await local?.close();
       ads?.close();
       secrets.close();
+      await Promise.allSettled(beforeStop.splice(0).map((f) => f()));
       for (const s of servers) {
         s.close();
         s.closeAllConnections?.();
@@ -145,10 +154,11 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
       version,
       stagedServices: () => Object.fromEntries([...state.stagedServices()].map(([k, v]) => [k, v.map((e) => e.workloadUid)])),
       localConfigErrors: () => (local ? local.lastErrors().map((p) => `${p.file}:${p.line} ${p.path}: ${p.message}`) : []),
+      ...(config.proxyMode === 'shared' ? { workloadState: () => ({ ...inpod?.manager.workloadState() }) } : {}),
     },
     logs,
-    shutdown,
-    connections: () => proxies.flatMap((p) => p.connections()),
+    shutdown: (reply) => (beforeStop.push(reply), shutdown()),
+    connections: () => [...proxies.flatMap((p) => p.connections()), ...(inpod?.manager.connections() ?? [])],
   });
   servers.push(admin);
   const statsServer = await startMetricsServer(config.listeners.stats, registry);
@@ -161,7 +171,48 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
 
   // --- data plane ------------------------------------------------------------------------------
   if (config.proxyMode === 'shared') {
-    throw new ZtunnelError('CONFIG_INVALID', 'PROXY_MODE=shared needs the in-pod capture support that is not available in this build; use PROXY_MODE=dedicated');
+    // Shared (in-pod) mode (capture.md §6-§7): no listeners of our own; each pod enrolled over ZDS
+    // gets 15001/15006/15008 inside its netns. The self-proxy (ports-and-modes.md §1) is not run.
+    const addon = await checkSharedModeSupport(config); // fatal: addon missing or no CAP_NET_ADMIN/RAW
+    const managerTask = 'workload proxy manager';
+    readiness.register(managerTask);
+    if (local) await local.start();
+    if (ads) {
+      ads.start();
+      await ads.ready;
+    }
+    stateReady();
+    let exitCode = 0;
+    if (config.enableProxy) {
+      inpod = startSharedMode({
+        addon,
+        config,
+        state,
+        proxyDeps: { config, state, certs: secrets, records: recorder, logger: logs.component('proxy'), accessLogger: logs.component('access'), policyLogger: logs.component('policy') },
+        secrets,
+        registry,
+        readiness: { pending: () => readiness.setPending(managerTask), complete: () => readiness.complete(managerTask) },
+        logger: logs.component('inpod'),
+        zdsLogger: logs.component('zds'),
+        onFatal: (e) => {
+          log.fatal({ err: e.message }, 'ZDS protocol violation; exiting');
+          exitCode = 1;
+          void shutdown();
+        },
+      });
+      const manager = inpod.manager;
+      // Live re-authorization (policy.md §7) across every pod's connections.
+      state.onChange((change) => {
+        if (!change.policies) return;
+        const closed = manager.reauthorize();
+        if (closed) log.info({ closed }, 'connections closed due to policy change');
+      });
+    } else {
+      readiness.complete(managerTask);
+    }
+    proxyReady();
+    log.info({ mode: config.proxyMode, node: config.nodeName, inpodUds: config.inpodUds, ...addresses }, 'ztunnel-ts ready');
+    return { readiness, state, addresses, shutdown, done, exitCode: () => exitCode };
   }
   const info = config.proxyWorkloadInfo!;
   const localWorkload = () => state.findLocalWorkload(info.namespace, info.name, info.serviceAccount, '');

@@ -24,5 +24,6 @@ if (outcome.kind === 'exit') {
     void app.shutdown();
   });
   await app.done;
-  process.exit(0);
+  // 1 after a fatal ZDS protocol violation (capture.md §6), else 0.
+  process.exit(app.exitCode?.() ?? 0);
 }

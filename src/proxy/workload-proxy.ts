@@ -169,7 +169,10 @@ export class WorkloadProxy {
       s.destroy();
       return;
     }
-    s.resume();
+    // Outbound and plaintext sockets stay unread until the relay attaches its listeners (it
+    // resumes them): bytes and a FIN that arrive while the upstream is being dialled would
+    // otherwise be emitted to nobody and lost. TLS (15008) and SOCKS5 read at once.
+    if (b.kind === 'inbound' || b.kind === 'socks5') s.resume();
     const c = this.o.config;
     switch (b.kind) {
       case 'inbound':
@@ -226,16 +229,20 @@ export class WorkloadProxy {
 
   private _plaintext: InboundPlaintextProxy | undefined;
   private plaintext(transparent: boolean): InboundPlaintextProxy {
+    const self = this;
     this._plaintext ??= new InboundPlaintextProxy(
-      { state: this.o.state, sockets: this.o.sockets, records: this.o.records, conns: this.conns, logger: this.o.accessLogger },
-      { ...this.common, ...this.served(), spoofSource: transparent },
+      { state: this.o.state, sockets: this.o.sockets, records: this.o.records, conns: this.conns, logger: this.o.accessLogger, policyLogger: this.o.policyLogger },
+      {
+        ...this.common,
+        // Looked up per connection: the served workload's uid can change with config.
+        get servedWorkloadUid() {
+          return self.o.localWorkload()?.uid;
+        },
+        spoofSource: transparent,
+        authzInfoLogging: this.o.config.authzPolicyInfoLogging,
+      },
     );
     return this._plaintext;
-  }
-
-  private served(): { servedWorkloadUid?: string } {
-    const uid = this.o.localWorkload()?.uid;
-    return uid !== undefined ? { servedWorkloadUid: uid } : {};
   }
 
   private inboundHandler(): InboundHboneProxy {
