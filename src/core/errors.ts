@@ -62,6 +62,7 @@ export const ERRORS = {
   NATIVE_UNAVAILABLE: { status: null, flag: 'CONNECT', summary: 'the native socket addon is not built or cannot be loaded (shared mode needs it)' },
   MISSING_CAPABILITIES: { status: null, flag: 'CONNECT', summary: 'cannot set SO_MARK or call setns: make sure ztunnel has CAP_NET_RAW, CAP_NET_ADMIN' },
   ZDS_PROTOCOL: { status: null, flag: 'CONNECT', summary: 'the istio-cni node agent broke the ZDS protocol' },
+  INPOD_PROXY_START: { status: null, flag: 'CONNECT', summary: 'the listeners of an enrolled pod could not be started in its network namespace (NACK; retried every 5 s)' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
