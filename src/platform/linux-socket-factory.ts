@@ -147,6 +147,11 @@ export class LinuxSocketFactory implements SocketFactory {
       throw errnoError(-EINVAL, 'bind', `source ${opts.sourceIp} does not match the family of ${opts.host}`);
     }
     const target = `${family === 6 ? `[${host}]` : host}:${opts.port}`;
+    if (this.netnsFd < 0 && opts.mark === undefined && !opts.transparentSource) {
+      // Own netns and no option node:net cannot set: node:net connects without the pool-thread
+      // hop and the fd adoption of the path below (~100 µs less per connection, issue 7).
+      return this.connectOwnNetns(host, source, target, opts);
+    }
     const fd = await this.addon.socketInNetns(this.netnsFd, family);
     try {
       opts.signal?.throwIfAborted();
@@ -176,6 +181,41 @@ export class LinuxSocketFactory implements SocketFactory {
       throw e;
     }
     return new Socket({ fd, allowHalfOpen: true, readable: true, writable: true, highWaterMark: SOCKET_HIGH_WATER_MARK } as never);
+  }
+
+  private connectOwnNetns(host: string, source: string | null, target: string, opts: ConnectOptions): Promise<Socket> {
+    return new Promise<Socket>((resolve, reject) => {
+      const socket = new Socket({ allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK } as never);
+      let done = false;
+      const finish = (e?: Error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        socket.off('error', finish);
+        if (!e && opts.keepalive) {
+          try {
+            this.applyKeepalive(socketFd(socket), opts.keepalive, true);
+          } catch (ke) {
+            e = ke as Error;
+          }
+        }
+        if (e) {
+          socket.destroy();
+          reject(e);
+        } else {
+          resolve(socket);
+        }
+      };
+      const onAbort = () => finish(abortError(opts.signal));
+      const timer = Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0
+        ? setTimeout(() => finish(errnoError(-osConstants.errno.ETIMEDOUT, 'connect', target)), opts.timeoutMs)
+        : undefined;
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      socket.once('error', finish);
+      socket.setNoDelay(true);
+      socket.connect({ host, port: opts.port, ...(source ? { localAddress: source } : {}) }, () => finish());
+    });
   }
 
   originalDst(socket: Socket): SocketAddr | null {

@@ -6,13 +6,14 @@ import type { Authorization } from './model.js';
 import {
   CLAUSE_EMPTY,
   clauseResult,
-  compilePolicy,
   firstMatchingRule,
   prepareConn,
   type CompiledPolicy,
   type ConnInfo,
   type PreparedConn,
 } from './compile.js';
+
+import { compilePolicySet } from './policy-set.js';
 
 export type { ConnInfo } from './compile.js';
 
@@ -74,11 +75,30 @@ function deciding(p: CompiledPolicy, ruleIndex: number, c: PreparedConn): Decidi
  * Dry-run policies never change the result.
  */
 export function evaluate(conn: ConnInfo, policies: readonly Authorization[]): Decision {
-  return evaluateCompiled(prepareConn(conn), policies.map(compilePolicy));
+  const c = prepareConn(conn);
+  const set = compilePolicySet(policies);
+  // Only the policies that can match this port are walked; the others can never match, log or
+  // decide, and the ALLOW counts of step 3 come from the whole set (policy-set.ts).
+  return decide(c, set.candidates(c.dstPort), set.enforcedAllows, set.dryRunAllows);
 }
 
 /** Same decision over already compiled policies and a prepared connection. */
 export function evaluateCompiled(c: PreparedConn, policies: readonly CompiledPolicy[]): Decision {
+  let enforcedAllows = 0;
+  let dryRunAllows = 0;
+  for (const p of policies) {
+    if (p.action !== 'Allow') continue;
+    if (p.dryRun) dryRunAllows++;
+    else enforcedAllows++;
+  }
+  return decide(c, policies, enforcedAllows, dryRunAllows);
+}
+
+/**
+ * The walk of policy.md §3 over `policies`; `enforcedAllows` / `dryRunAllows` count every ALLOW
+ * that applies, including ones left out of `policies` because they cannot match.
+ */
+function decide(c: PreparedConn, policies: readonly CompiledPolicy[], enforcedAllows: number, dryRunAllows: number): Decision {
   const logs: DecisionLog[] = [];
 
   // Step 2: DENY. Every dry-run DENY is evaluated (and logged when it matches); enforced DENYs
@@ -100,13 +120,9 @@ export function evaluateCompiled(c: PreparedConn, policies: readonly CompiledPol
   }
 
   // Step 3: dry-run ALLOWs, then "no enforced ALLOW → allow".
-  let enforcedAllows = 0;
-  let dryRunAllows = 0;
   let dryRunAllowMatched = false;
   for (const p of policies) {
-    if (p.action !== 'Allow') continue;
-    if (!p.dryRun) { enforcedAllows++; continue; }
-    dryRunAllows++;
+    if (p.action !== 'Allow' || !p.dryRun) continue;
     if (firstMatchingRule(p, c) >= 0) {
       dryRunAllowMatched = true;
       logs.push({ msg: 'dry-run: allow policy match', policy: p.key });

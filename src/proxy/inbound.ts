@@ -8,7 +8,8 @@ import { respondError, type InboundConnect } from '../hbone/server.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { KeepaliveOptions, SocketFactory } from '../platform/socket-factory.js';
 import type { Workload } from '../state/model.js';
-import type { StateView } from '../state/view.js';
+import type { ApplicablePolicy, StateView } from '../state/view.js';
+import type { Authorization } from '../policy/model.js';
 import { identityOf } from '../state/workload-identity.js';
 import { logConnectionFailed, type ConnectionDescription, type ConnectionRecorder } from '../telemetry/connection-record.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -42,8 +43,17 @@ export interface InboundDeps {
 export function authorize(state: StateView, input: AuthorizationInput): ReturnType<typeof evaluate> | { allowed: false; message: string; logs: []; deciding?: undefined } {
   const destination = state.findWorkloadByUid(input.destinationUid);
   if (!destination) return { allowed: false, message: 'destination workload no longer exists', logs: [] };
-  const policies = state.policiesFor(destination).map((p) => p.policy);
+  const policies = policyList(state.policiesFor(destination));
   return evaluate({ srcIp: input.srcIp, srcIdentity: input.srcIdentity, dstIp: input.dstIp, dstPort: input.dstPort }, policies);
+}
+
+// state.policiesFor hands out the same array per workload until a policy changes; keeping the
+// mapped list per array lets evaluate() reuse its compiled, port-indexed set (policy-set.ts).
+const policyLists = new WeakMap<readonly ApplicablePolicy[], readonly Authorization[]>();
+function policyList(applicable: readonly ApplicablePolicy[]): readonly Authorization[] {
+  let l = policyLists.get(applicable);
+  if (!l) policyLists.set(applicable, (l = applicable.map((p) => p.policy)));
+  return l;
 }
 
 export function describeAllowedBy(d: { deciding?: { key: string; ruleIndex: number } | undefined }): string {

@@ -102,6 +102,11 @@ export class State implements StateView, StateSink {
   /** namespace → keys of NAMESPACE-scope policies. */
   private readonly policiesByNamespace = new Map<string, Set<string>>();
   private readonly globalPolicies = new Set<string>();
+  // policiesFor is asked on every inbound connection: cache its answer per workload object (a
+  // workload update replaces the object) until any policy changes (generation bump). The same
+  // array is then handed out again, so the policy layer can keep its compiled index for it.
+  private policyGeneration = 0;
+  private readonly applicableCache = new WeakMap<Workload, { generation: number; policies: ApplicablePolicy[]; skippedKeys: string[] }>();
 
   private readonly listeners = new Set<(change: StateChange) => void>();
   private readonly warn: (message: string) => void;
@@ -238,6 +243,7 @@ export class State implements StateView, StateSink {
   private insertPolicy(p: Authorization): void {
     const key = policyKey(p);
     this.policiesByKey.set(key, p);
+    this.policyGeneration++;
     if (p.scope === 'Global') this.globalPolicies.add(key);
     else if (p.scope === 'Namespace') addTo(this.policiesByNamespace, p.namespace, key);
   }
@@ -246,6 +252,7 @@ export class State implements StateView, StateSink {
     const p = this.policiesByKey.get(key);
     if (!p) return false;
     this.policiesByKey.delete(key);
+    this.policyGeneration++;
     this.globalPolicies.delete(key);
     deleteFrom(this.policiesByNamespace, p.namespace, key);
     return true;
@@ -342,9 +349,15 @@ export class State implements StateView, StateSink {
 
   /** policy.md §3; each unknown selector key is reported through `warn`. */
   policiesFor(workload: Workload): readonly ApplicablePolicy[] {
-    const { policies, skippedKeys } = this.resolvePolicies(workload);
-    for (const key of skippedKeys) this.warn(`skipping unknown policy ${key}`);
-    return policies;
+    let hit = this.applicableCache.get(workload);
+    if (!hit || hit.generation !== this.policyGeneration) {
+      const r = this.resolvePolicies(workload);
+      hit = { generation: this.policyGeneration, policies: r.policies, skippedKeys: r.skippedKeys };
+      Object.freeze(r.policies);
+      this.applicableCache.set(workload, hit);
+    }
+    for (const key of hit.skippedKeys) this.warn(`skipping unknown policy ${key}`);
+    return hit.policies;
   }
 
   /**

@@ -105,12 +105,13 @@ export class ConnectionRecord implements LiveConnection {
     const flag: ResponseFlag = error === undefined ? '-' : isZtunnelError(error) ? error.flag : 'CONNECT';
     this.metrics?.closed(this.description, flag);
     this.metrics?.socketsOpen(reporterOf(this.description), -1);
-    const fields = accessFields(this, true);
+    // The access line is built only when its level is on (RUST_LOG=access=warn turns it off; the
+    // fields cost ~3% of a short connection's CPU, issue 7).
     if (error === undefined) {
-      this.logger.info(fields, 'connection complete');
-    } else {
+      if (this.logger.isLevelEnabled('info')) this.logger.info(accessFields(this, true), 'connection complete');
+    } else if (this.logger.isLevelEnabled('error')) {
       const message = error instanceof Error ? error.message : String(error);
-      this.logger.error({ ...fields, error: message }, 'connection complete');
+      this.logger.error({ ...accessFields(this, true), error: message }, 'connection complete');
     }
     this.onDone(this);
   }

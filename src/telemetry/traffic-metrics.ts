@@ -61,29 +61,53 @@ export function trafficLabels(d: ConnectionDescription, flag: ResponseFlag): Lab
 }
 
 export function createTrafficMetrics(registry: Registry, opts: { istioVersion: string; processMetrics?: boolean }): TrafficMetricsSink {
-  const mk = (name: string, help: string) => new Counter({ name, help, labelNames: TRAFFIC_LABELS, registers: [registry] });
+  // Byte counts move per copied chunk; prom-client hashes the 27 labels on every inc(). So bytes
+  // are added to a per-connection tally and moved into the counters when a scrape collects them
+  // (prom-client calls `collect` before reading a metric) or when the connection closes (issue 7).
+  const collect = () => flush();
+  const mk = (name: string, help: string, flushOnCollect = false) =>
+    new Counter({ name, help, labelNames: TRAFFIC_LABELS, registers: [registry], ...(flushOnCollect ? { collect } : {}) });
   const opened = mk('istio_tcp_connections_opened', 'The total number of TCP connections opened');
   const closed = mk('istio_tcp_connections_closed', 'The total number of TCP connections closed');
-  const received = mk('istio_tcp_received_bytes', 'The size of total bytes received during request in case of a TCP connection');
-  const sent = mk('istio_tcp_sent_bytes', 'The size of total bytes sent during response in case of a TCP connection');
+  const received = mk('istio_tcp_received_bytes', 'The size of total bytes received during request in case of a TCP connection', true);
+  const sent = mk('istio_tcp_sent_bytes', 'The size of total bytes sent during response in case of a TCP connection', true);
   const failed = mk('istio_tcp_connections_failed', 'The total number of TCP connections that failed to establish (unstable)');
   const socketsOpen = new Gauge({ name: 'istio_tcp_sockets_open', help: 'The current number of open TCP sockets (unstable)', labelNames: ['reporter'], registers: [registry] });
   const build = new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [registry] });
   build.set({ component: 'ztunnel', tag: opts.istioVersion || 'unknown' }, 1);
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
 
-  // Byte counters move per chunk: cache the label object per connection description.
-  const cache = new WeakMap<ConnectionDescription, Labels>();
-  const labelsOf = (d: ConnectionDescription) => {
-    let l = cache.get(d);
-    if (!l) cache.set(d, (l = trafficLabels(d, '-')));
-    return l;
+  // Per connection description: its label object (built once) and the bytes not yet counted
+  // (null: nothing pending in that direction).
+  interface Tally { readonly labels: Labels; rx: number | null; tx: number | null }
+  const tallies = new WeakMap<ConnectionDescription, Tally>();
+  const pending = new Set<Tally>();
+  const tallyOf = (d: ConnectionDescription): Tally => {
+    let e = tallies.get(d);
+    if (!e) tallies.set(d, (e = { labels: trafficLabels(d, '-'), rx: null, tx: null }));
+    return e;
   };
+  const flushOne = (e: Tally): void => {
+    if (e.rx !== null) received.inc(e.labels, e.rx);
+    if (e.tx !== null) sent.inc(e.labels, e.tx);
+    e.rx = e.tx = null;
+  };
+  function flush(): void {
+    for (const e of pending) flushOne(e);
+    pending.clear();
+  }
   return {
-    opened: (d) => opened.inc(labelsOf(d)),
-    bytes: (d, dir, n) => (dir === 'clientToServer' ? received : sent).inc(labelsOf(d), n),
+    opened: (d) => opened.inc(tallyOf(d).labels),
+    bytes: (d, dir, n) => {
+      const e = tallyOf(d);
+      if (dir === 'clientToServer') e.rx = (e.rx ?? 0) + n;
+      else e.tx = (e.tx ?? 0) + n;
+      pending.add(e);
+    },
     closed: (d, flag) => {
-      const l = flag === '-' ? labelsOf(d) : trafficLabels(d, flag);
+      const e = tallyOf(d);
+      if (pending.delete(e)) flushOne(e);
+      const l = flag === '-' ? e.labels : trafficLabels(d, flag);
       closed.inc(l);
       if (flag !== '-') failed.inc(l);
     },
