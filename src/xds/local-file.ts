@@ -15,6 +15,7 @@ import {
   type YAMLMap,
   type YAMLSeq,
 } from 'yaml';
+import { fastParseYaml } from './fast-yaml.js';
 import { canonicalIp, parseCidr, type Cidr } from '../core/net.js';
 import type {
   ApplicationTunnel,
@@ -84,6 +85,8 @@ class Ctx {
   constructor(
     readonly file: string,
     private readonly lc: LineCounter,
+    /** False on the fast path: a problem there means a full re-parse, so field paths are not built. */
+    readonly paths = true,
   ) {}
 
   lineOf(node: unknown, fallback: number): number {
@@ -221,17 +224,17 @@ function list<T>(item: Parser<T>, unique?: { key: (v: T) => string; what: string
   return (n, at, ctx) => {
     if (!isSeq(n)) return ctx.error(at, `expected a list, got ${describe(n)}`);
     const out: T[] = [];
-    const seen = new Map<string, number>();
+    const seen = unique ? new Map<string, number>() : undefined;
     let ok = true;
     n.items.forEach((raw, i) => {
-      const path = indexPath(at.path, i);
+      const path = ctx.paths ? indexPath(at.path, i) : at.path;
       const line = ctx.lineOf(raw, at.line);
       const v = sub(ctx, raw, path, at.line, item);
       if (v === undefined) {
         ok = false;
         return;
       }
-      if (unique) {
+      if (unique && seen) {
         const k = unique.key(v);
         const first = seen.get(k);
         if (first !== undefined) {
@@ -257,7 +260,7 @@ function dataMap<K extends string | number, V>(key: Parser<K>, value: Parser<V>)
       const keyLine = ctx.lineOf(pair.key, at.line);
       const keyNode = pair.key;
       const keyText = isScalar(keyNode) ? (typeof keyNode.value === 'number' ? keyNode.value : String(keyNode.value)) : '?';
-      const path = dataKeyPath(at.path, keyText);
+      const path = ctx.paths ? dataKeyPath(at.path, keyText) : at.path;
       const k = sub(ctx, keyNode, path, keyLine, key);
       const v = sub(ctx, pair.value, path, keyLine, value);
       if (k === undefined || v === undefined) {
@@ -345,9 +348,13 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
   unknownKeys: 'error' | 'warning' = 'error',
 ): Parser<Shape<S>> {
   const known = Object.keys(spec);
+  const indexOf = new Map(known.map((k, i) => [k, i] as const));
   return (n, at, ctx) => {
     if (!isMap(n)) return ctx.error(at, `expected ${what} (a map), got ${describe(n)}`);
-    const present = new Map<string, { value: unknown; line: number }>();
+    // Values and key lines by field index (arrays: this runs once per object of a large file).
+    const values: unknown[] = new Array(known.length);
+    const lines: number[] = new Array(known.length);
+    const seen: boolean[] = new Array(known.length).fill(false);
     let ok = true;
     for (const pair of n.items) {
       const keyLine = ctx.lineOf(pair.key, at.line);
@@ -358,7 +365,8 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
         ctx.error({ path: at.path, line: keyLine }, `keys of ${what} must be strings`);
         continue;
       }
-      if (!Object.prototype.hasOwnProperty.call(spec, name)) {
+      const idx = Object.prototype.hasOwnProperty.call(spec, name) ? indexOf.get(name) : undefined;
+      if (idx === undefined) {
         const msg = `unknown key ${JSON.stringify(name)} in ${what}${suggestion(name, known)}`;
         if (unknownKeys === 'error') {
           ok = false;
@@ -368,13 +376,15 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
         }
         continue;
       }
-      present.set(name, { value: pair.value, line: keyLine });
+      values[idx] = pair.value;
+      lines[idx] = keyLine;
+      seen[idx] = true;
     }
     const out: Record<string, unknown> = {};
-    for (const key of known) {
+    for (let i = 0; i < known.length; i++) {
+      const key = known[i]!;
       const field = spec[key]!;
-      const got = present.get(key);
-      if (!got || (field.nullIsAbsent && isNullish(got.value))) {
+      if (!seen[i] || (field.nullIsAbsent && isNullish(values[i]))) {
         if (field.required) {
           ok = false;
           ctx.error(at, `missing required key ${JSON.stringify(key)} in ${what}`);
@@ -383,7 +393,7 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
         }
         continue;
       }
-      const v = sub(ctx, got.value, fieldPath(at.path, key), got.line, field.parse);
+      const v = sub(ctx, values[i], ctx.paths ? fieldPath(at.path, key) : at.path, lines[i]!, field.parse);
       if (v === undefined) ok = false;
       else out[key] = v;
     }
@@ -553,7 +563,7 @@ const stringMatch: Parser<StringMatch> = (n, at, ctx) => {
   const keyLine = ctx.lineOf(pair.key, at.line);
   if (k === 'Presence') return { kind: 'presence' };
   if (k === 'Exact' || k === 'Prefix' || k === 'Suffix') {
-    const v = sub(ctx, pair.value, fieldPath(at.path, k), keyLine, str);
+    const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, k) : at.path, keyLine, str);
     return v === undefined ? undefined : { kind: STRING_MATCH_KINDS[k], value: v };
   }
   return ctx.error({ path: at.path, line: keyLine }, `${JSON.stringify(String(k))} is not a StringMatch kind; ${expected}`);
@@ -712,12 +722,36 @@ function parseStream(text: string, fileName: string): LocalConfigResult {
 }
 
 /**
+ * The fast path (issue 7): the plain-subset reader of fast-yaml.ts, then the same validator. Only
+ * a clean result is used; on any problem (or text outside the subset, or Istio documents) the
+ * caller parses again with the full YAML parser, so messages and their lines come from there.
+ */
+function parseFast(text: string, fileName: string): LocalConfigResult | null {
+  const contents = fastParseYaml(text);
+  if (!contents || !isMap(contents)) return null;
+  if (contents.items.some((p) => isScalar(p.key) && (p.key.value === 'apiVersion' || p.key.value === 'kind'))) return null;
+  const ctx = new Ctx(fileName, new LineCounter(), false);
+  const top = sub(ctx, contents, '', 1, TOP_LEVEL);
+  if (!top || ctx.errors.length > 0 || ctx.warnings.length > 0) return null;
+  return {
+    ok: true,
+    value: { workloads: top.workloads, services: top.services, policies: top.policies, rootNamespace: top.rootNamespace, istioDocuments: [] },
+    warnings: [],
+  };
+}
+
+/** The full parser alone, without the fast path (for tests comparing the two). */
+export function parseLocalConfigFully(text: string, fileName: string): LocalConfigResult {
+  return parseStream(text, fileName);
+}
+
+/**
  * Parses and fully validates a local config file (config.md §2; multi-document per "Beyond" (b)).
  * Never throws: every problem is returned with file, line and field path.
  */
 export function parseLocalConfig(text: string, fileName: string): LocalConfigResult {
   try {
-    return parseStream(text, fileName);
+    return parseFast(text, fileName) ?? parseStream(text, fileName);
   } catch (e) {
     // Defensive: the walker is written not to throw; if it does, report instead of crashing.
     const message = `internal error while reading the file: ${e instanceof Error ? e.message : String(e)}`;
