@@ -120,3 +120,30 @@ export function randomLoopback(): string {
   const r = () => 1 + Math.floor(Math.random() * 250);
   return `127.${100 + Math.floor(Math.random() * 100)}.${r()}.${r()}`;
 }
+
+/**
+ * Environment of a dedicated-mode daemon serving `workloadInfo` (`ns/name/sa`) from a local
+ * config file, with a local CA root in `stateDir` shared by every daemon of a test, its HBONE
+ * listener on `ip:15008` (peers dial workload IPs on 15008) and every other listener on an
+ * ephemeral port.
+ */
+export function dedicatedEnv(o: { workloadInfo: string; ip: string; config: string; stateDir: string; extra?: Record<string, string> }): Record<string, string> {
+  return {
+    XDS_ADDRESS: '',
+    FAKE_CA: 'true',
+    ZTUNNEL_STATE_DIR: o.stateDir,
+    LOCAL_XDS_PATH: o.config,
+    PROXY_MODE: 'dedicated',
+    PROXY_WORKLOAD_INFO: o.workloadInfo,
+    UNSTABLE_ENABLE_SOCKS5: 'true',
+    ZTUNNEL_INBOUND_ADDR: `${o.ip}:15008`,
+    ZTUNNEL_INBOUND_PLAINTEXT_ADDR: `${o.ip}:0`,
+    ZTUNNEL_OUTBOUND_ADDR: `${o.ip}:0`,
+    ZTUNNEL_SOCKS5_ADDR: '127.0.0.1:0',
+    ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
+    ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
+    ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
+    RUST_LOG: 'info',
+    ...o.extra,
+  };
+}

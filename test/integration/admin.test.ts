@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { LocalCa } from '../../src/identity/local-ca.js';
-import { randomLoopback, startDaemon, tempDir, type Daemon, type LogLine } from '../helpers/daemon.js';
+import { dedicatedEnv, randomLoopback, startDaemon, tempDir, type Daemon, type LogLine } from '../helpers/daemon.js';
 import { FakeIstiod } from '../helpers/fake-istiod.js';
 import { roundTrip, socks5Connect, startEchoServer } from '../helpers/servers.js';
 
@@ -76,24 +76,7 @@ policies:
 `;
 
 function env(pod: string, serviceAccount: string, ip: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    XDS_ADDRESS: '',
-    FAKE_CA: 'true',
-    ZTUNNEL_STATE_DIR: `${dir}/ca`,
-    LOCAL_XDS_PATH: configPath,
-    PROXY_MODE: 'dedicated',
-    PROXY_WORKLOAD_INFO: `shop/${pod}/${serviceAccount}`,
-    UNSTABLE_ENABLE_SOCKS5: 'true',
-    ZTUNNEL_INBOUND_ADDR: `${ip}:15008`,
-    ZTUNNEL_INBOUND_PLAINTEXT_ADDR: `${ip}:0`,
-    ZTUNNEL_OUTBOUND_ADDR: `${ip}:0`,
-    ZTUNNEL_SOCKS5_ADDR: '127.0.0.1:0',
-    ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
-    ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
-    ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
-    RUST_LOG: 'info',
-    ...extra,
-  };
+  return dedicatedEnv({ workloadInfo: `shop/${pod}/${serviceAccount}`, ip, config: configPath, stateDir: `${dir}/ca`, extra });
 }
 
 let a: Daemon;

@@ -6,7 +6,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import t from 'tap';
 import { LocalCa } from '../../src/identity/local-ca.js';
-import { randomLoopback, startDaemon, tempDir, type Daemon } from '../helpers/daemon.js';
+import { dedicatedEnv, randomLoopback, startDaemon, tempDir, type Daemon } from '../helpers/daemon.js';
 import { roundTrip, sha256, socks5Connect, startEchoServer } from '../helpers/servers.js';
 
 const A = randomLoopback();
@@ -60,23 +60,7 @@ const configB = `${dir}/b.yaml`;
 const write = (path: string, text: string) => writeFileSync(path, text.replaceAll('ECHO_PORT', String(echoPort)));
 
 function env(workload: string, ip: string, config: string): Record<string, string> {
-  return {
-    XDS_ADDRESS: '',
-    FAKE_CA: 'true',
-    ZTUNNEL_STATE_DIR: `${dir}/ca`,
-    LOCAL_XDS_PATH: config,
-    PROXY_MODE: 'dedicated',
-    PROXY_WORKLOAD_INFO: `shop/${workload}/sa-${workload}`,
-    UNSTABLE_ENABLE_SOCKS5: 'true',
-    ZTUNNEL_INBOUND_ADDR: `${ip}:15008`,
-    ZTUNNEL_INBOUND_PLAINTEXT_ADDR: `${ip}:0`,
-    ZTUNNEL_OUTBOUND_ADDR: `${ip}:0`,
-    ZTUNNEL_SOCKS5_ADDR: '127.0.0.1:0',
-    ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
-    ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
-    ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
-    RUST_LOG: 'info',
-  };
+  return dedicatedEnv({ workloadInfo: `shop/${workload}/sa-${workload}`, ip, config, stateDir: `${dir}/ca` });
 }
 
 const echo = await startEchoServer(B);

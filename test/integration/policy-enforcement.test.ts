@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import t from 'tap';
 import { LocalCa } from '../../src/identity/local-ca.js';
-import { MAIN_JS, REPO_ROOT, randomLoopback, startDaemon, tempDir, type Daemon, type LogLine } from '../helpers/daemon.js';
+import { MAIN_JS, REPO_ROOT, dedicatedEnv, randomLoopback, startDaemon, tempDir, type Daemon, type LogLine } from '../helpers/daemon.js';
 import { roundTrip, socks5Connect, startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const A = randomLoopback();
@@ -139,23 +139,7 @@ spec:
 }
 
 function env(workload: string, ip: string, config: string): Record<string, string> {
-  return {
-    XDS_ADDRESS: '',
-    FAKE_CA: 'true',
-    ZTUNNEL_STATE_DIR: `${dir}/ca`,
-    LOCAL_XDS_PATH: config,
-    PROXY_MODE: 'dedicated',
-    PROXY_WORKLOAD_INFO: `shop/${workload}/sa-${workload}`,
-    UNSTABLE_ENABLE_SOCKS5: 'true',
-    ZTUNNEL_INBOUND_ADDR: `${ip}:15008`,
-    ZTUNNEL_INBOUND_PLAINTEXT_ADDR: `${ip}:0`,
-    ZTUNNEL_OUTBOUND_ADDR: `${ip}:0`,
-    ZTUNNEL_SOCKS5_ADDR: '127.0.0.1:0',
-    ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
-    ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
-    ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
-    RUST_LOG: 'info',
-  };
+  return dedicatedEnv({ workloadInfo: `shop/${workload}/sa-${workload}`, ip, config, stateDir: `${dir}/ca` });
 }
 
 let a: Daemon;

@@ -9,7 +9,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { LocalCa } from '../../src/identity/local-ca.js';
-import { Daemon, MAIN_JS, randomLoopback, startDaemon, tempDir, type LogLine } from '../helpers/daemon.js';
+import { Daemon, MAIN_JS, dedicatedEnv, randomLoopback, startDaemon, tempDir, type LogLine } from '../helpers/daemon.js';
 import { delta, samplesOf, scrape, type Sample, type Scrape } from '../helpers/metrics-scrape.js';
 import { roundTrip, socks5Connect, startEchoServer } from '../helpers/servers.js';
 
@@ -98,24 +98,7 @@ policies:
 `;
 
 function env(pod: string, serviceAccount: string, ip: string, config: string): Record<string, string> {
-  return {
-    XDS_ADDRESS: '',
-    FAKE_CA: 'true',
-    ZTUNNEL_STATE_DIR: `${dir}/ca`,
-    LOCAL_XDS_PATH: config,
-    PROXY_MODE: 'dedicated',
-    PROXY_WORKLOAD_INFO: `shop/${pod}/${serviceAccount}`,
-    UNSTABLE_ENABLE_SOCKS5: 'true',
-    ZTUNNEL_INBOUND_ADDR: `${ip}:15008`,
-    ZTUNNEL_INBOUND_PLAINTEXT_ADDR: `${ip}:0`,
-    ZTUNNEL_OUTBOUND_ADDR: `${ip}:0`,
-    ZTUNNEL_SOCKS5_ADDR: '127.0.0.1:0',
-    ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
-    ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
-    ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
-    ISTIO_META_ISTIO_VERSION: ISTIO_VERSION,
-    RUST_LOG: 'info',
-  };
+  return dedicatedEnv({ workloadInfo: `shop/${pod}/${serviceAccount}`, ip, config, stateDir: `${dir}/ca`, extra: { ISTIO_META_ISTIO_VERSION: ISTIO_VERSION } });
 }
 
 let a: Daemon;
