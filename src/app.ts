@@ -10,7 +10,6 @@ import { startMetricsServer } from './admin/metrics-server.js';
 import { Readiness } from './admin/readiness.js';
 import { startReadinessServer } from './admin/readiness-server.js';
 import type { Config } from './config/config.js';
-import { ZtunnelError } from './core/errors.js';
 import { formatIdentity, type Identity } from './core/spiffe.js';
 import type { CaClient } from './identity/ca-client.js';
 import { LocalCa } from './identity/local-ca.js';
@@ -144,7 +143,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     return shutdownPromise;
   };
   const addresses: Record<string, string | undefined> = {};
-  const version = { version: VERSION, gitRevision: 'unknown', rustVersion: 'n/a', buildProfile: 'release', buildStatus: 'Clean', istioVersion: config.istioVersion, cryptoProvider: 'openssl' };
+  const version = { version: readVersionFile(), gitRevision: 'unknown', rustVersion: 'n/a', buildProfile: 'release', buildStatus: 'Clean', istioVersion: config.istioVersion, cryptoProvider: 'openssl' };
   const admin = await startAdminServer(config.listeners.admin, {
     dump: {
       state,
@@ -170,17 +169,22 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   addresses['readiness'] = addrOf(readyServer);
 
   // --- data plane ------------------------------------------------------------------------------
+  // Local file first, then xDS; readiness "state manager" waits for the first ACK of every
+  // watched type (xds.md §2.5).
+  const startConfigSources = async () => {
+    if (local) await local.start();
+    if (ads) {
+      ads.start();
+      await ads.ready;
+    }
+  };
   if (config.proxyMode === 'shared') {
     // Shared (in-pod) mode (capture.md §6-§7): no listeners of our own; each pod enrolled over ZDS
     // gets 15001/15006/15008 inside its netns. The self-proxy (ports-and-modes.md §1) is not run.
     const addon = await checkSharedModeSupport(config); // fatal: addon missing or no CAP_NET_ADMIN/RAW
     const managerTask = 'workload proxy manager';
     readiness.register(managerTask);
-    if (local) await local.start();
-    if (ads) {
-      ads.start();
-      await ads.ready;
-    }
+    await startConfigSources();
     stateReady();
     let exitCode = 0;
     if (config.enableProxy) {
@@ -216,12 +220,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   }
   const info = config.proxyWorkloadInfo!;
   const localWorkload = () => state.findLocalWorkload(info.namespace, info.name, info.serviceAccount, '');
-  if (local) await local.start();
-  if (ads) {
-    // Readiness "state manager" waits for the first ACK of every watched type (xds.md §2.5).
-    ads.start();
-    await ads.ready;
-  }
+  await startConfigSources();
   const served = localWorkload();
   const identity: Identity = served
     ? identityOf(served)
@@ -289,6 +288,7 @@ function createReloadFailureCounter(registry: Registry) {
   return new Counter({ name: 'ztunnel_ts_local_config_reload_failures_total', help: 'Rejected reloads of the local config file (the last good config stayed in force)', registers: [registry] });
 }
 
+/** The package version (package.json), reported in /config_dump `version`. */
 export function readVersionFile(): string {
   try {
     return (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
