@@ -1,7 +1,6 @@
 // `ztunnel explain` as a user runs it: the real CLI process (dist/src/main.js) against config files
 // written to a temp dir, and against a real HTTP server on 127.0.0.1 serving a /config_dump built
 // by admin/config-dump.ts from the same config. Checks exit codes and what is printed.
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
@@ -9,32 +8,12 @@ import { buildConfigDump } from '../../src/admin/config-dump.js';
 import { State } from '../../src/state/state.js';
 import { istioTransform } from '../../src/xds/istio-transform.js';
 import { parseLocalConfig } from '../../src/xds/local-file.js';
-import { MAIN_JS, REPO_ROOT, tempDir, writeTemp } from '../helpers/daemon.js';
+import { runMain, tempDir, writeTemp, type CliRun } from '../helpers/daemon.js';
 
 const RUN_TIMEOUT_MS = 30_000;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `node dist/src/main.js explain ...args` from the repo root (async: the admin server lives in this process). */
-function explain(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN_JS, 'explain', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** `ztunnel explain ...args` as a process, as a user runs it. */
+const explain = (...args: string[]): Promise<CliRun> => runMain(['explain', ...args], RUN_TIMEOUT_MS);
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const OTHER = 'spiffe://cluster.local/ns/shop/sa/other';

@@ -4,13 +4,12 @@
 // `ztunnel explain --config <B's file>` (the real CLI process), whose exit code must agree with
 // what the daemon did. Then a policy file change closes a live connection that is now denied and
 // leaves an allowed one open; the delay is measured and printed (t.comment), never asserted.
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import t from 'tap';
 import { LocalCa } from '../../src/identity/local-ca.js';
-import { MAIN_JS, REPO_ROOT, dedicatedEnv, randomLoopback, startDaemon, tempDir, type Daemon, type LogLine } from '../helpers/daemon.js';
+import { REPO_ROOT, dedicatedEnv, randomLoopback, runMain, type CliRun, startDaemon, tempDir, type Daemon, type LogLine } from '../helpers/daemon.js';
 import { roundTrip, socks5Connect, startEchoServer, type EchoServer } from '../helpers/servers.js';
 
 const A = randomLoopback();
@@ -179,28 +178,8 @@ async function applyB(text: string): Promise<LogLine | undefined> {
   return { ...line, writtenAtMs };
 }
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** `node dist/src/main.js explain ...args`, as a user runs it. */
-function explain(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN_JS, 'explain', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** `ztunnel explain ...args` as a process, as a user runs it. */
+const explain = (...args: string[]): Promise<CliRun> => runMain(['explain', ...args], RUN_TIMEOUT_MS);
 
 const ipOf = (addr: unknown) => String(addr).replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 
