@@ -53,7 +53,9 @@ export class Daemon {
     });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => this.stderr.push(d));
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    // 'close', not 'exit': it fires after the child's stdout is drained, so every log line it
+    // wrote is in `logs` when `exited` resolves.
+    this.exited = new Promise((resolve) => child.on('close', (code) => resolve(code)));
   }
 
   /** Resolves with the first (past or future) log line matching `pred`. */
