@@ -63,198 +63,251 @@ const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = http2.constants;
 /** hbone.md §6: errors of a copy that count as a normal close. */
 const SWALLOWED = new Set(['ECONNRESET', 'EPIPE', 'ENOTCONN', 'ERR_HTTP2_STREAM_ERROR', 'ERR_STREAM_PREMATURE_CLOSE']);
 
-type Listener = (...args: any[]) => void;
+// Memory (issue 7): a relay lives as long as its connection, so its per-connection state is two
+// End objects and one Relay object; every listener is a module-level function that finds its End
+// through a symbol on the emitter (EventEmitter calls listeners with `this` = the emitter). An
+// earlier closure-per-listener form held ~2 KB more per idle connection.
+const kEnd = Symbol('relay.end');
 
-interface End {
-  readonly s: RelayEnd;
+/** Errors the relay created itself to reset a stream; never reported back in `error`. */
+const OWN_ERRORS = new WeakSet<Error>();
+
+class Relay {
+  readonly result: RelayResult = { aToB: 0, bToA: 0, reset: false };
+  aborted = false;
+  settled = false;
+  readonly ends: [End, End];
+  constructor(
+    a: RelayEnd,
+    b: RelayEnd,
+    readonly signal: AbortSignal | undefined,
+    readonly onBytes: RelayOptions['onBytes'],
+    readonly resolve: (r: RelayResult) => void,
+  ) {
+    const A = new End(a, 'aToB', this);
+    const B = new End(b, 'bToA', this);
+    A.other = B;
+    B.other = A;
+    this.ends = [A, B];
+  }
+
+  /** EventListener object for the abort signal (no closure needed). */
+  handleEvent(): void {
+    onAbort(this);
+  }
+}
+
+class End {
   readonly tcp: boolean;
-  /** Direction of the bytes read from this end. */
-  readonly dir: RelayDirection;
-  other: End;
-  readDone: boolean;
+  other!: End;
+  readDone = false;
   /** We closed this end on purpose (broken pipe): its 'close' is not a reset. */
-  closing: boolean;
-  closed: boolean;
-  paused: boolean;
-  corked: boolean;
-  listeners: [string, Listener][];
+  closing = false;
+  closed = false;
+  paused = false;
+  corked = false;
+  /** A 'finish' listener was added by closeAfterFlush. */
+  closeOnFinish = false;
+  constructor(
+    readonly s: RelayEnd,
+    /** Direction of the bytes read from this end. */
+    readonly dir: RelayDirection,
+    readonly relay: Relay,
+  ) {
+    this.tcp = s instanceof Socket;
+  }
+}
+
+type Emitter = RelayEnd & { [kEnd]?: End };
+const endOf = (s: Emitter): End => s[kEnd]!;
+
+const HANDLERS: readonly [string, (this: Emitter, ...args: any[]) => void][] = [
+  ['data', onData],
+  ['drain', onDrain],
+  ['end', onEnd],
+  ['error', onError],
+  ['close', onClose],
+];
+
+function finish(r: Relay): void {
+  if (r.settled) return;
+  r.settled = true;
+  for (const e of r.ends) {
+    for (const [event, fn] of HANDLERS) e.s.off(event, fn);
+    if (e.closeOnFinish) e.s.off('finish', onFinishClose);
+    delete (e.s as Emitter)[kEnd];
+  }
+  r.signal?.removeEventListener('abort', r);
+  r.resolve(r.result);
+}
+
+function checkDone(r: Relay): void {
+  if (r.ends[0].closed && r.ends[1].closed) finish(r);
+}
+
+function noteError(r: Relay, err: Error): void {
+  if (OWN_ERRORS.has(err)) return;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code && SWALLOWED.has(code)) return;
+  if (!r.result.error) r.result.error = err;
+}
+
+/** Resets an end: RST segment on TCP, RST_STREAM (INTERNAL_ERROR, no END_STREAM) on HTTP/2. */
+function resetEnd(e: End): void {
+  if (e.s.destroyed) return;
+  if (e.tcp) {
+    try {
+      (e.s as Socket).resetAndDestroy();
+    } catch {
+      e.s.destroy(); // not a TCP handle (e.g. a TLS socket): a plain close is the best we have
+    }
+  } else {
+    const err = new Error('relay: the other side was reset');
+    OWN_ERRORS.add(err);
+    e.s.destroy(err);
+  }
+}
+
+/** Ends an end's write side (FIN / END_STREAM) after its pending bytes. */
+function endWrite(e: End): void {
+  if (e.s.destroyed || e.s.writableEnded) return;
+  e.s.end();
+}
+
+function onFinishClose(this: Emitter): void {
+  if (!this.destroyed) this.destroy();
+}
+
+/** Ends the write side, then closes the end once its bytes are flushed. */
+function closeAfterFlush(e: End): void {
+  if (e.s.destroyed || e.closing) return;
+  e.closing = true;
+  endWrite(e);
+  if (e.s.writableFinished) {
+    if (!e.s.destroyed) e.s.destroy();
+  } else {
+    e.closeOnFinish = true;
+    e.s.on('finish', onFinishClose);
+  }
+}
+
+function readEof(e: End): void {
+  if (e.readDone) return;
+  e.readDone = true;
+  endWrite(e.other);
+}
+
+function readReset(e: End): void {
+  e.readDone = true;
+  if (e.relay.aborted) return;
+  e.relay.result.reset = true;
+  resetEnd(e.other);
+  if (!e.s.destroyed) e.s.destroy();
+}
+
+const isEofCode = (code: number | undefined) => code === undefined || code === NGHTTP2_NO_ERROR || code === NGHTTP2_CANCEL;
+
+/** hbone.md §6 mapping of a closed stream's RST_STREAM code. */
+function classifyStream(e: End): void {
+  const code = (e.s as http2.Http2Stream).rstCode;
+  if (isEofCode(code) && !e.s.errored) readEof(e);
+  else readReset(e);
+}
+
+function flush(e: End): void {
+  e.corked = false;
+  if (!e.s.destroyed) e.s.uncork();
+}
+
+function onData(this: Emitter, chunk: Buffer): void {
+  const src = endOf(this);
+  const dst = src.other;
+  if (dst.s.destroyed || dst.s.writableEnded) return; // broken pipe: handled at dst 'close'
+  const n = chunk.length;
+  const r = src.relay;
+  if (src.dir === 'aToB') r.result.aToB += n;
+  else r.result.bToA += n;
+  r.onBytes?.(src.dir, n);
+  const ok = dst.s.write(chunk);
+  if (!dst.corked) {
+    // First chunk of a burst went out at once (latency); the rest of the burst is batched
+    // until the next turn of the event loop (perf-notes.md knob 2).
+    dst.s.cork();
+    dst.corked = true;
+    setImmediate(flush, dst);
+  }
+  if (!ok && !src.paused) {
+    src.paused = true;
+    src.s.pause();
+  }
+}
+
+/** 'drain' of an end: the other end, paused while this one was full, reads again. */
+function onDrain(this: Emitter): void {
+  const src = endOf(this).other;
+  if (src.paused) {
+    src.paused = false;
+    src.s.resume();
+  }
+}
+
+function deferredEnd(src: End): void {
+  if (!src.readDone) classifyStream(src);
+}
+
+function onEnd(this: Emitter): void {
+  const src = endOf(this);
+  if (src.tcp) readEof(src);
+  else setImmediate(deferredEnd, src);
+}
+
+function onError(this: Emitter, err: Error): void {
+  const src = endOf(this);
+  noteError(src.relay, err);
+  readReset(src);
+}
+
+function onClose(this: Emitter): void {
+  const src = endOf(this);
+  const dst = src.other;
+  const r = src.relay;
+  src.closed = true;
+  if (!src.readDone) {
+    if (src.closing) src.readDone = true;
+    else if (src.tcp) readReset(src); // destroyed without FIN or error
+    else classifyStream(src);
+  } else if (!src.tcp && !r.aborted && !isEofCode((src.s as http2.Http2Stream).rstCode)) {
+    // A RST_STREAM that came after END_STREAM (deferred end above).
+    r.result.reset = true;
+    resetEnd(dst);
+  }
+  // Bytes from dst can no longer reach src (broken pipe).
+  if (!dst.readDone && !dst.s.destroyed) closeAfterFlush(dst);
+  checkDone(r);
+}
+
+function onAbort(r: Relay): void {
+  if (r.settled || r.aborted) return;
+  r.aborted = true;
+  const reason: unknown = r.signal?.reason;
+  if (!r.result.error) r.result.error = reason instanceof Error ? reason : new Error(String(reason ?? 'aborted'));
+  // destroy() on a stream sends RST_STREAM NO_ERROR at once (an EOF for the peer, hbone.md §6)
+  // without waiting for buffered data or a stuck peer; on TCP it closes the socket.
+  for (const e of r.ends) if (!e.s.destroyed) e.s.destroy();
 }
 
 export function relay(a: RelayEnd, b: RelayEnd, opts: RelayOptions = {}): Promise<RelayResult> {
   return new Promise<RelayResult>((resolve) => {
-    const result: RelayResult = { aToB: 0, bToA: 0, reset: false };
-    const ownErrors = new WeakSet<Error>();
-    let aborted = false;
-    let settled = false;
-    const { signal, onBytes } = opts;
-
-    const mk = (s: RelayEnd, dir: RelayDirection): End => ({
-      s, tcp: s instanceof Socket, dir, other: undefined as unknown as End,
-      readDone: false, closing: false, closed: false, paused: false, corked: false, listeners: [],
-    });
-    const A = mk(a, 'aToB');
-    const B = mk(b, 'bToA');
-    A.other = B;
-    B.other = A;
-
-    const on = (e: End, event: string, fn: Listener) => {
-      e.listeners.push([event, fn]);
-      e.s.on(event, fn);
-    };
-
-    const finish = () => {
-      if (settled) return;
-      settled = true;
-      for (const e of [A, B]) for (const [event, fn] of e.listeners) e.s.off(event, fn);
-      signal?.removeEventListener('abort', onAbort);
-      resolve(result);
-    };
-    const checkDone = () => {
-      if (A.closed && B.closed) finish();
-    };
-
-    const noteError = (err: Error) => {
-      if (ownErrors.has(err)) return;
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code && SWALLOWED.has(code)) return;
-      if (!result.error) result.error = err;
-    };
-
-    /** Resets an end: RST segment on TCP, RST_STREAM (INTERNAL_ERROR, no END_STREAM) on HTTP/2. */
-    const resetEnd = (e: End) => {
-      if (e.s.destroyed) return;
-      if (e.tcp) {
-        try {
-          (e.s as Socket).resetAndDestroy();
-        } catch {
-          e.s.destroy(); // not a TCP handle (e.g. a TLS socket): a plain close is the best we have
-        }
-      } else {
-        const err = new Error('relay: the other side was reset');
-        ownErrors.add(err);
-        e.s.destroy(err);
-      }
-    };
-
-    /** Ends an end's write side (FIN / END_STREAM) after its pending bytes. */
-    const endWrite = (e: End) => {
-      if (e.s.destroyed || e.s.writableEnded) return;
-      e.s.end();
-    };
-
-    /** Ends the write side, then closes the end once its bytes are flushed. */
-    const closeAfterFlush = (e: End) => {
-      if (e.s.destroyed || e.closing) return;
-      e.closing = true;
-      endWrite(e);
-      const close = () => {
-        if (!e.s.destroyed) e.s.destroy();
-      };
-      if (e.s.writableFinished) close();
-      else on(e, 'finish', close);
-    };
-
-    const readEof = (e: End) => {
-      if (e.readDone) return;
-      e.readDone = true;
-      endWrite(e.other);
-    };
-
-    const readReset = (e: End) => {
-      e.readDone = true;
-      if (aborted) return;
-      result.reset = true;
-      resetEnd(e.other);
-      if (!e.s.destroyed) e.s.destroy();
-    };
-
-    const isEofCode = (code: number | undefined) => code === undefined || code === NGHTTP2_NO_ERROR || code === NGHTTP2_CANCEL;
-
-    /** hbone.md §6 mapping of a closed stream's RST_STREAM code. */
-    const classifyStream = (e: End) => {
-      const code = (e.s as http2.Http2Stream).rstCode;
-      if (isEofCode(code) && !e.s.errored) readEof(e);
-      else readReset(e);
-    };
-
-    const flush = (e: End) => {
-      e.corked = false;
-      if (!e.s.destroyed) e.s.uncork();
-    };
-
-    const attach = (src: End) => {
-      const dst = src.other;
-      on(src, 'data', (chunk: Buffer) => {
-        if (dst.s.destroyed || dst.s.writableEnded) return; // broken pipe: handled at dst 'close'
-        const n = chunk.length;
-        if (src.dir === 'aToB') result.aToB += n;
-        else result.bToA += n;
-        onBytes?.(src.dir, n);
-        let ok: boolean;
-        if (dst.corked) {
-          ok = dst.s.write(chunk);
-        } else {
-          // First chunk of a burst goes out at once (latency); the rest of the burst is batched
-          // until the next turn of the event loop (perf-notes.md knob 2).
-          ok = dst.s.write(chunk);
-          dst.s.cork();
-          dst.corked = true;
-          setImmediate(flush, dst);
-        }
-        if (!ok && !src.paused) {
-          src.paused = true;
-          src.s.pause();
-        }
-      });
-      on(dst, 'drain', () => {
-        if (src.paused) {
-          src.paused = false;
-          src.s.resume();
-        }
-      });
-      on(src, 'end', () => {
-        if (src.tcp) readEof(src);
-        else setImmediate(() => { if (!src.readDone) classifyStream(src); });
-      });
-      on(src, 'error', (err: Error) => {
-        noteError(err);
-        readReset(src);
-      });
-      on(src, 'close', () => {
-        src.closed = true;
-        if (!src.readDone) {
-          if (src.closing) src.readDone = true;
-          else if (src.tcp) readReset(src); // destroyed without FIN or error
-          else classifyStream(src);
-        } else if (!src.tcp && !aborted && !isEofCode((src.s as http2.Http2Stream).rstCode)) {
-          // A RST_STREAM that came after END_STREAM (deferred end above).
-          result.reset = true;
-          resetEnd(dst);
-        }
-        // Bytes from dst can no longer reach src (broken pipe).
-        if (!dst.readDone && !dst.s.destroyed) closeAfterFlush(dst);
-        checkDone();
-      });
-    };
-
-    const onAbort = () => {
-      if (settled || aborted) return;
-      aborted = true;
-      const reason: unknown = signal?.reason;
-      if (!result.error) result.error = reason instanceof Error ? reason : new Error(String(reason ?? 'aborted'));
-      // destroy() on a stream sends RST_STREAM NO_ERROR at once (an EOF for the peer, hbone.md §6)
-      // without waiting for buffered data or a stuck peer; on TCP it closes the socket.
-      for (const e of [A, B]) if (!e.s.destroyed) e.s.destroy();
-    };
-
-    for (const e of [A, B]) {
+    const r = new Relay(a, b, opts.signal, opts.onBytes, resolve);
+    for (const e of r.ends) {
       raiseHighWaterMarks(e.s, RELAY_HIGH_WATER_MARK);
-      attach(e);
+      (e.s as Emitter)[kEnd] = e;
+      for (const [event, fn] of HANDLERS) e.s.on(event, fn);
     }
-    signal?.addEventListener('abort', onAbort);
+    r.signal?.addEventListener('abort', r);
 
     // Ends that were already finished before the relay started.
-    for (const e of [A, B]) {
+    for (const e of r.ends) {
       const rs = (e.s as unknown as { _readableState?: { closeEmitted?: boolean; endEmitted?: boolean } })._readableState;
       if (rs?.closeEmitted) {
         e.closed = true;
@@ -270,9 +323,9 @@ export function relay(a: RelayEnd, b: RelayEnd, opts: RelayOptions = {}): Promis
         readReset(e);
       }
     }
-    if (signal?.aborted) onAbort();
-    checkDone();
+    if (r.signal?.aborted) onAbort(r);
+    checkDone(r);
     // Start reading both ends now that every listener is in place.
-    for (const e of [A, B]) if (!e.s.destroyed && !e.paused) e.s.resume();
+    for (const e of r.ends) if (!e.s.destroyed && !e.paused) e.s.resume();
   });
 }

@@ -3,7 +3,19 @@ import type { Identity } from '../core/spiffe.js';
 import type { Service, Workload } from '../state/model.js';
 import type { PeerInfo, ServiceInfo } from '../telemetry/connection-record.js';
 
+// Workloads are immutable values, so each one's PeerInfo is built once and shared by its
+// connections (issue 7: memory per connection); a call with another identity object builds anew.
+const peers = new WeakMap<Workload, PeerInfo>();
+
 export function peerInfo(w: Workload, identity?: Identity): PeerInfo {
+  const cached = peers.get(w);
+  if (cached && cached.identity === identity) return cached;
+  const info = buildPeerInfo(w, identity);
+  peers.set(w, info);
+  return info;
+}
+
+function buildPeerInfo(w: Workload, identity?: Identity): PeerInfo {
   return {
     podName: w.name,
     workloadName: w.workloadName,
@@ -33,6 +45,10 @@ export function peerInfoFromBaggage(b: Partial<Record<'clusterId' | 'namespace' 
   };
 }
 
+const services = new WeakMap<Service, ServiceInfo>();
+
 export function serviceInfo(s: Service): ServiceInfo {
-  return { hostname: s.hostname, name: s.name, namespace: s.namespace };
+  let info = services.get(s);
+  if (!info) services.set(s, (info = { hostname: s.hostname, name: s.name, namespace: s.namespace }));
+  return info;
 }

@@ -60,57 +60,88 @@ export function trafficLabels(d: ConnectionDescription, flag: ResponseFlag): Lab
   return labels;
 }
 
+/** One time series of the five per-connection counters; shared by every connection with its labels. */
+interface Series {
+  readonly labels: Labels;
+  opened: number;
+  closed: number;
+  failed: number;
+  rx: number;
+  tx: number;
+}
+
+const seriesKey = (l: Labels): string => {
+  let k = '';
+  for (const name of TRAFFIC_LABELS) k += `${l[name] ?? '\u0001'}\u0000`;
+  return k;
+};
+
 export function createTrafficMetrics(registry: Registry, opts: { istioVersion: string; processMetrics?: boolean }): TrafficMetricsSink {
-  // Byte counts move per copied chunk; prom-client hashes the 27 labels on every inc(). So bytes
-  // are added to a per-connection tally and moved into the counters when a scrape collects them
-  // (prom-client calls `collect` before reading a metric) or when the connection closes (issue 7).
+  // Issue 7 (connection rate and memory): prom-client hashes all 27 labels on every inc(), and a
+  // label object per connection costs ~0.5 KB while it is open. So connections count into a
+  // Series shared by every connection with the same labels, and the counters are brought up to
+  // date only when a scrape reads them (prom-client calls `collect` before reading a metric).
   const collect = () => flush();
-  const mk = (name: string, help: string, flushOnCollect = false) =>
-    new Counter({ name, help, labelNames: TRAFFIC_LABELS, registers: [registry], ...(flushOnCollect ? { collect } : {}) });
+  const mk = (name: string, help: string) =>
+    new Counter({ name, help, labelNames: TRAFFIC_LABELS, registers: [registry], collect });
   const opened = mk('istio_tcp_connections_opened', 'The total number of TCP connections opened');
   const closed = mk('istio_tcp_connections_closed', 'The total number of TCP connections closed');
-  const received = mk('istio_tcp_received_bytes', 'The size of total bytes received during request in case of a TCP connection', true);
-  const sent = mk('istio_tcp_sent_bytes', 'The size of total bytes sent during response in case of a TCP connection', true);
+  const received = mk('istio_tcp_received_bytes', 'The size of total bytes received during request in case of a TCP connection');
+  const sent = mk('istio_tcp_sent_bytes', 'The size of total bytes sent during response in case of a TCP connection');
   const failed = mk('istio_tcp_connections_failed', 'The total number of TCP connections that failed to establish (unstable)');
-  const socketsOpen = new Gauge({ name: 'istio_tcp_sockets_open', help: 'The current number of open TCP sockets (unstable)', labelNames: ['reporter'], registers: [registry] });
+  const socketsOpen = new Gauge({ name: 'istio_tcp_sockets_open', help: 'The current number of open TCP sockets (unstable)', labelNames: ['reporter'], registers: [registry], collect });
   const build = new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [registry] });
   build.set({ component: 'ztunnel', tag: opts.istioVersion || 'unknown' }, 1);
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  const sockets = new Map<string, number>();
 
-  // Per connection description: its label object (built once) and the bytes not yet counted
-  // (null: nothing pending in that direction).
-  interface Tally { readonly labels: Labels; rx: number | null; tx: number | null }
-  const tallies = new WeakMap<ConnectionDescription, Tally>();
-  const pending = new Set<Tally>();
-  const tallyOf = (d: ConnectionDescription): Tally => {
-    let e = tallies.get(d);
-    if (!e) tallies.set(d, (e = { labels: trafficLabels(d, '-'), rx: null, tx: null }));
-    return e;
+  const series = new Map<string, Series>();
+  /** Series with counts not yet moved into the counters. */
+  const pending = new Set<Series>();
+  /** The '-' (no failure) series of each open connection, so bytes need no label work. */
+  const ofConnection = new WeakMap<ConnectionDescription, Series>();
+  const seriesFor = (labels: Labels): Series => {
+    const key = seriesKey(labels);
+    let s = series.get(key);
+    if (!s) series.set(key, (s = { labels, opened: 0, closed: 0, failed: 0, rx: 0, tx: 0 }));
+    return s;
   };
-  const flushOne = (e: Tally): void => {
-    if (e.rx !== null) received.inc(e.labels, e.rx);
-    if (e.tx !== null) sent.inc(e.labels, e.tx);
-    e.rx = e.tx = null;
+  const connectionSeries = (d: ConnectionDescription): Series => {
+    let s = ofConnection.get(d);
+    if (!s) ofConnection.set(d, (s = seriesFor(trafficLabels(d, '-'))));
+    return s;
   };
   function flush(): void {
-    for (const e of pending) flushOne(e);
+    for (const s of pending) {
+      if (s.opened) opened.inc(s.labels, s.opened);
+      if (s.closed) closed.inc(s.labels, s.closed);
+      if (s.failed) failed.inc(s.labels, s.failed);
+      if (s.rx) received.inc(s.labels, s.rx);
+      if (s.tx) sent.inc(s.labels, s.tx);
+      s.opened = s.closed = s.failed = s.rx = s.tx = 0;
+    }
     pending.clear();
+    for (const [reporter, n] of sockets) socketsOpen.set({ reporter }, n);
   }
   return {
-    opened: (d) => opened.inc(tallyOf(d).labels),
+    opened: (d) => {
+      const s = connectionSeries(d);
+      s.opened++;
+      pending.add(s);
+    },
     bytes: (d, dir, n) => {
-      const e = tallyOf(d);
-      if (dir === 'clientToServer') e.rx = (e.rx ?? 0) + n;
-      else e.tx = (e.tx ?? 0) + n;
-      pending.add(e);
+      const s = connectionSeries(d);
+      if (dir === 'clientToServer') s.rx += n;
+      else s.tx += n;
+      pending.add(s);
     },
     closed: (d, flag) => {
-      const e = tallyOf(d);
-      if (pending.delete(e)) flushOne(e);
-      const l = flag === '-' ? e.labels : trafficLabels(d, flag);
-      closed.inc(l);
-      if (flag !== '-') failed.inc(l);
+      const s = flag === '-' ? connectionSeries(d) : seriesFor(trafficLabels(d, flag));
+      s.closed++;
+      if (flag !== '-') s.failed++;
+      pending.add(s);
+      ofConnection.delete(d);
     },
-    socketsOpen: (reporter, delta) => socketsOpen.inc({ reporter }, delta),
+    socketsOpen: (reporter, delta) => sockets.set(reporter, (sockets.get(reporter) ?? 0) + delta),
   };
 }
