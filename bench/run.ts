@@ -10,19 +10,20 @@ import { installExitHandlers, stopChild, track } from './lib/children.js';
 import { bulkOnce, connRateOnce, idleConnections, pingPongOnce, rssOfProxies, type BulkRep, type ConnRateRep } from './lib/measure.js';
 import { machineFacts } from './lib/proc-stats.js';
 import { computeRatios, evaluateTargets, formatReport, type BenchReport, type BulkSummary, type ConfigApplyResult, type ScenarioResult } from './lib/report.js';
-import { SCENARIO_TITLES, netnsAvailability, setupDirect, setupNetns, setupTlsPipe, setupZtunnelPair, type Bed, type BedContext, type ScenarioId } from './lib/scenarios.js';
+import { SCENARIO_TITLES, netnsAvailability, setupDirect, setupH2Pipe, setupNetns, setupTlsPipe, setupZtunnelPair, type Bed, type BedContext, type ScenarioId } from './lib/scenarios.js';
 import { median, summarizeLatency } from './lib/stats.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url)); // dist/bench
 const REPO_ROOT = path.resolve(BENCH_DIR, '..', '..');
 const MAIN_JS = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
-const ALL_SCENARIOS: ScenarioId[] = ['s1', 's2', 's3', 's4'];
+const ALL_SCENARIOS: ScenarioId[] = ['s1', 's2', 's2h', 's3', 's4'];
 const ALL_MEASUREMENTS = ['bulk', 'latency', 'connrate', 'idle', 'config', 'policy'] as const;
 type Measurement = (typeof ALL_MEASUREMENTS)[number];
 
 const HELP = `usage: npm run bench -- [options]
   --quick              short run (< 2 min): 1 repetition, 2 s windows, 20k round trips, 1,000 idle connections
-  --scenarios s1,s2,.. scenarios to run (default all: s1 direct, s2 TLS pipe, s3 ztunnel-ts, s4 netns)
+  --scenarios s1,s2,.. scenarios to run (default all: s1 direct, s2 TLS pipe, s2h HTTP/2 CONNECT pipe,
+                       s3 ztunnel-ts, s4 netns)
   --only bulk,latency,connrate,idle,config,policy   measurements to run (default all)
   --reps N             repetitions of each throughput / latency / conn-rate measurement
   --idle N             idle tunneled connections to hold (default 5000, quick 1000)
@@ -206,6 +207,7 @@ async function main(): Promise<void> {
         let bed: Bed;
         if (id === 's1') bed = await setupDirect(ctx);
         else if (id === 's2') bed = await setupTlsPipe(ctx);
+        else if (id === 's2h') bed = await setupH2Pipe(ctx);
         else if (id === 's3') bed = await setupZtunnelPair(ctx);
         else {
           const avail = netnsAvailability(BENCH_DIR);

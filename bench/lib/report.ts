@@ -81,19 +81,30 @@ export function computeRatios(s: Record<ScenarioId, ScenarioResult>): Record<str
   return {
     throughput1VsTlsPipe: div(s.s3.bulk1?.gbitPerSec, s.s2.bulk1?.gbitPerSec),
     throughput8VsTlsPipe: div(s.s3.bulk8?.gbitPerSec, s.s2.bulk8?.gbitPerSec),
+    throughput1VsH2Pipe: div(s.s3.bulk1?.gbitPerSec, s.s2h.bulk1?.gbitPerSec),
+    throughput8VsH2Pipe: div(s.s3.bulk8?.gbitPerSec, s.s2h.bulk8?.gbitPerSec),
     throughput1VsDirect: div(s.s3.bulk1?.gbitPerSec, s.s1.bulk1?.gbitPerSec),
     gbPerProxyCpuSecond1: div(s.s3.bulk1?.bytesPerProxyCpuSecond, 1e9),
     gbPerProxyCpuSecond8: div(s.s3.bulk8?.bytesPerProxyCpuSecond, 1e9),
     tlsPipeGbPerProxyCpuSecond1: div(s.s2.bulk1?.bytesPerProxyCpuSecond, 1e9),
+    h2PipeGbPerProxyCpuSecond1: div(s.s2h.bulk1?.bytesPerProxyCpuSecond, 1e9),
+    h2PipeGbPerProxyCpuSecond8: div(s.s2h.bulk8?.bytesPerProxyCpuSecond, 1e9),
     addedLatencyP50Us: sub(s.s3.latency?.pooled.p50Us, s.s1.latency?.pooled.p50Us),
     addedLatencyP99Us: sub(s.s3.latency?.pooled.p99Us, s.s1.latency?.pooled.p99Us),
     addedLatencyP999Us: sub(s.s3.latency?.pooled.p999Us, s.s1.latency?.pooled.p999Us),
     tlsPipeAddedLatencyP50Us: sub(s.s2.latency?.pooled.p50Us, s.s1.latency?.pooled.p50Us),
     tlsPipeAddedLatencyP99Us: sub(s.s2.latency?.pooled.p99Us, s.s1.latency?.pooled.p99Us),
+    h2PipeAddedLatencyP50Us: sub(s.s2h.latency?.pooled.p50Us, s.s1.latency?.pooled.p50Us),
+    h2PipeAddedLatencyP99Us: sub(s.s2h.latency?.pooled.p99Us, s.s1.latency?.pooled.p99Us),
     connPerSec: s.s3.connRate?.perSec ?? null,
     connPerSecVsDirect: div(s.s3.connRate?.perSec, s.s1.connRate?.perSec),
     kbPerIdleConnectionMax: div(maxOf(s.s3.idle?.bytesPerConnection), 1000),
     idleRssMbMax: div(maxOf(s.s3.idleRssBytes), 1e6),
+    // The H2 pipe (s2h) alone: what Node's HTTP/2 + TLS cost without anything of ztunnel-ts.
+    h2PipeConnPerSec: s.s2h.connRate?.perSec ?? null,
+    h2PipeCpuUsPerConnectionMax: maxOf(s.s2h.connRate?.cpuUsPerConnection),
+    h2PipeKbPerIdleConnectionMax: div(maxOf(s.s2h.idle?.bytesPerConnection), 1000),
+    h2PipeIdleRssMbMax: div(maxOf(s.s2h.idleRssBytes), 1e6),
   };
 }
 
@@ -174,9 +185,10 @@ export function formatReport(rep: BenchReport): string {
   }
   const r = rep.ratios;
   out.push('ratios (scenario 3 against the others, same run):');
-  out.push(`  throughput 1 conn vs TLS pipe ${fmt(r['throughput1VsTlsPipe'])}×, 8 conns ${fmt(r['throughput8VsTlsPipe'])}×; 1 conn vs direct ${fmt(r['throughput1VsDirect'])}×`);
-  out.push(`  added latency vs direct: p50 +${fmt(r['addedLatencyP50Us'], 0)} µs, p99 +${fmt(r['addedLatencyP99Us'], 0)} µs, p99.9 +${fmt(r['addedLatencyP999Us'], 0)} µs (TLS pipe: +${fmt(r['tlsPipeAddedLatencyP50Us'], 0)} / +${fmt(r['tlsPipeAddedLatencyP99Us'], 0)} µs)`);
+  out.push(`  throughput 1 conn vs TLS pipe ${fmt(r['throughput1VsTlsPipe'])}×, 8 conns ${fmt(r['throughput8VsTlsPipe'])}×; vs H2 pipe ${fmt(r['throughput1VsH2Pipe'])}×, 8 conns ${fmt(r['throughput8VsH2Pipe'])}×; 1 conn vs direct ${fmt(r['throughput1VsDirect'])}×`);
+  out.push(`  added latency vs direct: p50 +${fmt(r['addedLatencyP50Us'], 0)} µs, p99 +${fmt(r['addedLatencyP99Us'], 0)} µs, p99.9 +${fmt(r['addedLatencyP999Us'], 0)} µs (TLS pipe: +${fmt(r['tlsPipeAddedLatencyP50Us'], 0)} / +${fmt(r['tlsPipeAddedLatencyP99Us'], 0)} µs; H2 pipe: +${fmt(r['h2PipeAddedLatencyP50Us'], 0)} / +${fmt(r['h2PipeAddedLatencyP99Us'], 0)} µs)`);
   out.push(`  new connections ${fmtInt(r['connPerSec'])}/s (${fmt(r['connPerSecVsDirect'])}× direct); ${fmt(r['kbPerIdleConnectionMax'], 1)} KB per idle connection (worst daemon)`);
+  out.push(`  H2 pipe alone: ${fmt(r['h2PipeGbPerProxyCpuSecond1'])} GB per proxy CPU-second (1 conn), ${fmt(r['h2PipeGbPerProxyCpuSecond8'])} (8 conns); ${fmtInt(r['h2PipeConnPerSec'])} new connections/s at ${fmt(r['h2PipeCpuUsPerConnectionMax'], 0)} µs CPU each (worst proxy); ${fmt(r['h2PipeKbPerIdleConnectionMax'], 1)} KB per idle connection, ${fmt(r['h2PipeIdleRssMbMax'], 1)} MB idle RSS (worst proxy)`);
   out.push('');
   const c = rep.configApply;
   if (c && 'totalMs' in c) {
@@ -188,9 +200,10 @@ export function formatReport(rep: BenchReport): string {
   else if (p) out.push(`policy decision: ${p.decisionUs !== null ? `${fmt(p.decisionUs, 3)} µs (field ${p.field})` : 'no µs field found'}; raw ${JSON.stringify(p.raw)}`);
   out.push('');
   out.push(table(['target (issue 7)', 'target', 'measured', 'status'], rep.targets.map((t) => [t.name, t.target, t.measured, t.status])));
+  if (rep.scenarios.s2h.status === 'ok') out.push("reference: the H2 pipe (s2h, 'H2 pipe alone' above) is the same tunnel without ztunnel-ts's code; s3's distance from it is ztunnel-ts's own cost.");
   return out.join('\n');
 }
 
 function shortTitle(id: ScenarioId): string {
-  return { s1: 'direct', s2: 'TLS pipe', s3: 'ztunnel', s4: 'netns' }[id];
+  return { s1: 'direct', s2: 'TLS pipe', s2h: 'H2 pipe', s3: 'ztunnel', s4: 'netns' }[id];
 }

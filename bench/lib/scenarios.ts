@@ -1,4 +1,4 @@
-// The four test beds. Each starts its own application server (a separate process) and its proxies
+// The five test beds. Each starts its own application server (a separate process) and its proxies
 // (separate processes), and tells the load client how to reach the server (`route`). Traffic stays
 // on 127.0.0.1 / 127.x, except scenario 4, whose addresses live in the netns bed's own namespaces.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -9,11 +9,12 @@ import { startDaemonProcess, type DaemonProcess } from './daemon-process.js';
 import type { HostPort, Route } from './protocol.js';
 import { issueToFiles, openBenchCa } from './test-ca.js';
 
-export type ScenarioId = 's1' | 's2' | 's3' | 's4';
+export type ScenarioId = 's1' | 's2' | 's2h' | 's3' | 's4';
 
 export const SCENARIO_TITLES: Record<ScenarioId, string> = {
   s1: 'direct TCP',
   s2: 'Node TLS two-hop pipe',
+  s2h: 'Node HTTP/2 CONNECT pipe',
   s3: 'ztunnel-ts dedicated (SOCKS5→HBONE)',
   s4: 'ztunnel-ts shared, netns capture',
 };
@@ -90,30 +91,35 @@ export async function setupDirect(ctx: BedContext): Promise<Bed> {
   };
 }
 
-/** Scenario 2: client → A (TCP in, TLS out) → B (TLS in, TCP out) → server. */
-export async function setupTlsPipe(ctx: BedContext): Promise<Bed> {
-  const dir = path.join(ctx.workDir, 'tls-pipe');
+/**
+ * Scenarios 2 and 2h: client → A → B → server, with A and B forked from `script` as separate,
+ * measured processes; mutual TLS with leaves of a throwaway CA made here. `argsA(bPort, target)`
+ * gives A's arguments after its role and listen host.
+ */
+async function setupTwoHopPipe(ctx: BedContext, id: 's2' | 's2h', name: string, argsA: (bPort: number, target: string) => string[]): Promise<Bed> {
+  const dir = path.join(ctx.workDir, name);
   mkdirSync(dir, { recursive: true });
   const caDir = path.join(dir, 'ca');
   await openBenchCa(caDir);
-  const [certA, certB] = [await issueToFiles(caDir, dir, 'pipe-a'), await issueToFiles(caDir, dir, 'pipe-b')];
+  const [certA, certB] = [await issueToFiles(caDir, dir, `${name}-a`), await issueToFiles(caDir, dir, `${name}-b`)];
   const started: ChildProcess[] = [];
   try {
     const server = await startSinkServer(ctx, '127.0.0.1');
     started.push(server.child);
-    const script = path.join(ctx.benchDir, 'tls-pipe.js');
+    const target = `127.0.0.1:${server.port}`;
+    const script = path.join(ctx.benchDir, `${name}.js`);
     const tlsEnv = (own: typeof certA, peerUri: string) => ({
       BENCH_TLS_CERT: own.certPath,
       BENCH_TLS_KEY: own.keyPath,
       BENCH_TLS_CA: own.caPath,
       BENCH_TLS_PEER_URI: peerUri,
     });
-    const b = await forkListening(script, ['b', '127.0.0.1', `127.0.0.1:${server.port}`], tlsEnv(certB, certA.uri), { execArgv: ctx.proxyExecArgv });
+    const b = await forkListening(script, ['b', '127.0.0.1', target], tlsEnv(certB, certA.uri), { execArgv: ctx.proxyExecArgv });
     started.push(b.child);
-    const a = await forkListening(script, ['a', '127.0.0.1', `127.0.0.1:${b.port}`], tlsEnv(certA, certB.uri), { execArgv: ctx.proxyExecArgv });
+    const a = await forkListening(script, ['a', '127.0.0.1', ...argsA(b.port, target)], tlsEnv(certA, certB.uri), { execArgv: ctx.proxyExecArgv });
     started.push(a.child);
     return {
-      id: 's2',
+      id,
       route: { connect: { host: '127.0.0.1', port: a.port } },
       proxies: [
         { name: 'A', pid: a.child.pid! },
@@ -125,6 +131,19 @@ export async function setupTlsPipe(ctx: BedContext): Promise<Bed> {
     await closeAll(started, []);
     throw e;
   }
+}
+
+/** Scenario 2: client → A (TCP in, TLS out) → B (TLS in, TCP out) → server, one TLS connection per app connection. */
+export function setupTlsPipe(ctx: BedContext): Promise<Bed> {
+  return setupTwoHopPipe(ctx, 's2', 'tls-pipe', (bPort) => [`127.0.0.1:${bPort}`]);
+}
+
+/**
+ * Scenario 2h: client → A (TCP in, CONNECT stream out) → B (mTLS + HTTP/2 in, TCP out) → server,
+ * one CONNECT stream per app connection on a shared session: Node's own HTTP/2 + TLS cost.
+ */
+export function setupH2Pipe(ctx: BedContext): Promise<Bed> {
+  return setupTwoHopPipe(ctx, 's2h', 'h2-pipe', (bPort, target) => [`127.0.0.1:${bPort}`, target]);
 }
 
 /** The local config for scenario 3: two HBONE workloads, no services, no policies (config.md §2). */
