@@ -1,12 +1,12 @@
 // /config_dump (telemetry.md §5): the internal model in camelCase so `istioctl ztunnel-config`
 // can read it. Maps become plain objects; CIDRs and string matches use the local-file spelling.
 import { X509Certificate } from 'node:crypto';
-import { parseAllDocuments } from 'yaml';
 import type { Authorization, Match, StringMatch } from '../policy/model.js';
 import type { GatewayAddress, PortMap, Service, Workload } from '../state/model.js';
 import { serviceKey } from '../state/model.js';
 import type { StateView } from '../state/view.js';
 import { formatIdentity } from '../core/spiffe.js';
+import { yamlLib } from '../core/yaml-lib.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';
 
 export interface CertState {
@@ -143,7 +143,7 @@ export function staticConfigObject(text: string | undefined): Record<string, unk
   const out: Record<string, unknown[]> = { workloads: [], policies: [], services: [] };
   const istio: unknown[] = [];
   if (text !== undefined) {
-    for (const doc of parseAllDocuments(text, { logLevel: 'silent' })) {
+    for (const doc of yamlLib().parseAllDocuments(text, { logLevel: 'silent' })) {
       if (doc.errors.length) continue;
       const value: unknown = doc.toJS();
       if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;

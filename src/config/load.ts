@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import { err, ok, type Result } from '../core/errors.js';
 import { canonicalIp } from '../core/net.js';
+import { yamlLib } from '../core/yaml-lib.js';
 import type { BindAddr, Config, Listeners, ProxyMode } from './config.js';
 import { parseDuration } from './duration.js';
 import { OPTIONS, optionLabel, type OptionKey, type OptionSpec } from './options.js';
@@ -529,7 +529,7 @@ function loadProxyConfig(inp: Inputs, readFile: (p: string) => string | undefine
 function parseYamlMapping(text: string, label: string, errors: string[]): Record<string, unknown> | undefined {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = yamlLib().parse(text);
   } catch (e) {
     errors.push(`${label}: is not valid YAML (${String((e as Error).message).split('\n')[0]})`);
     return undefined;
