@@ -1,10 +1,10 @@
-// yargs commands. `run` starts the daemon; every option is also read from the environment under
-// Istio's names (config/options.ts). Unknown flags and bad values are rejected before start.
-import yargs from 'yargs';
+// The commands (cli-args.ts). `run` starts the daemon; every option is also read from the
+// environment under Istio's names (config/options.ts). Unknown flags and bad values are rejected
+// before start; usage errors exit 2.
 import type { RunningApp } from './app.js';
+import { parseCommandLine, type FlagValues } from './cli-args.js';
 import { loadConfig } from './config/load.js';
 import { runExplain } from './explain-command.js';
-import { yargsOptions } from './config/options.js';
 import { createLogger } from './telemetry/logger.js';
 import { plainDestination } from './telemetry/plain-format.js';
 
@@ -19,8 +19,8 @@ export type CliOutcome = { kind: 'exit'; code: number } | { kind: 'running'; app
 
 export async function runCli(io: CliIo): Promise<CliOutcome> {
   let outcome: CliOutcome = { kind: 'exit', code: 0 };
-  const runHandler = async (argv: Record<string, unknown>) => {
-    const result = loadConfig({ flags: argv, env: io.env });
+  const runHandler = async (flags: FlagValues) => {
+    const result = loadConfig({ flags, env: io.env });
     if (!result.ok) {
       io.stderr(`ztunnel: invalid configuration:\n${result.error.map((e) => `  - ${e}`).join('\n')}\n`);
       outcome = { kind: 'exit', code: 2 };
@@ -37,62 +37,59 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
       outcome = { kind: 'exit', code: 1 };
     }
   };
-  const parser = yargs(io.argv)
-    .scriptName('ztunnel')
-    .usage('$0 <command> [options]')
-    .command('run', 'run the ztunnel-ts daemon (options also read from the environment: see README)', (y) => y.options(yargsOptions()), runHandler)
-    .command(
-      // `proxy ztunnel` is how Istio's ztunnel DaemonSet starts its container: same as `run`.
-      'proxy <component>',
-      false,
-      (y) => y.positional('component', { type: 'string', choices: ['ztunnel'] }).options(yargsOptions()),
-      runHandler,
-    )
-    .command(
-      'explain',
-      'would a connection be allowed, and why? (policy.md "Beyond the reference"; exit 0 allowed, 1 denied, 2 bad input)',
-      (y) =>
-        y
-          .option('config', { type: 'string', describe: 'local config file (ztunnel form and/or Istio YAML)' })
-          .option('admin', { type: 'string', describe: 'admin URL of a running ztunnel, e.g. http://127.0.0.1:15000 (reads /config_dump)' })
-          .option('src-ip', { type: 'string', demandOption: true, describe: 'source IP of the connection' })
-          .option('src-identity', { type: 'string', describe: 'peer identity spiffe://<td>/ns/<ns>/sa/<sa> (an HBONE client)' })
-          .option('plaintext', { type: 'boolean', describe: 'no peer identity (plaintext to 15006); the default without --src-identity' })
-          .option('dst', { type: 'string', demandOption: true, describe: 'destination IP:PORT (workload IP and target port, or Service VIP and port)' })
-          .option('json', { type: 'boolean', describe: 'print one JSON document (docs/explain-json.md)' }),
-      async (argv) => {
-        const code = await runExplain(
-          {
-            srcIp: argv.srcIp,
-            dst: argv.dst,
-            ...(argv.config !== undefined ? { config: argv.config } : {}),
-            ...(argv.admin !== undefined ? { admin: argv.admin } : {}),
-            ...(argv.srcIdentity !== undefined ? { srcIdentity: argv.srcIdentity } : {}),
-            ...(argv.plaintext !== undefined ? { plaintext: argv.plaintext } : {}),
-            ...(argv.json !== undefined ? { json: argv.json } : {}),
-          },
-          { stdout: io.stdout, stderr: io.stderr },
-        );
-        outcome = { kind: 'exit', code };
-      },
-    )
-    .demandCommand(1, 'name a command: run or explain')
-    .strict()
-    .help()
-    .version(false)
-    .fail((msg, err) => {
-      // Throwing stops yargs before any command handler runs.
-      throw new UsageError(msg ?? err?.message ?? 'invalid command line');
-    })
-    .exitProcess(false);
+  const parsed = parseCommandLine(io.argv);
+  if (parsed.kind === 'help') {
+    io.stdout(parsed.text);
+    return { kind: 'exit', code: 0 };
+  }
   try {
-    await parser.parseAsync();
+    if (parsed.kind === 'usage-error') throw new UsageError(parsed.message);
+    if (parsed.command === 'explain') {
+      const f = parsed.flags;
+      const config = single(f, 'config');
+      const admin = single(f, 'admin');
+      const srcIdentity = single(f, 'src-identity');
+      const plaintext = bool(f, 'plaintext');
+      const json = bool(f, 'json');
+      const code = await runExplain(
+        {
+          // Both are required: the parser refuses the command line without them.
+          srcIp: single(f, 'src-ip') ?? '',
+          dst: single(f, 'dst') ?? '',
+          ...(config !== undefined ? { config } : {}),
+          ...(admin !== undefined ? { admin } : {}),
+          ...(srcIdentity !== undefined ? { srcIdentity } : {}),
+          ...(plaintext !== undefined ? { plaintext } : {}),
+          ...(json !== undefined ? { json } : {}),
+        },
+        { stdout: io.stdout, stderr: io.stderr },
+      );
+      outcome = { kind: 'exit', code };
+    } else {
+      // `run`, or `proxy ztunnel` (the parser accepts no other component).
+      await runHandler(parsed.flags);
+    }
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     io.stderr(`ztunnel: ${e.message}\n`);
     return { kind: 'exit', code: 2 };
   }
   return outcome;
+}
+
+/** One value of an `explain` flag; load.ts does this for `run` flags. */
+function single(flags: FlagValues, name: string): string | undefined {
+  const v = flags[name];
+  if (typeof v === 'string' || v === undefined) return v;
+  throw new UsageError(`--${name} is given more than once`);
+}
+
+function bool(flags: FlagValues, name: string): boolean | undefined {
+  const v = single(flags, name);
+  if (v === undefined) return undefined;
+  if (v === '' || v === 'true') return true;
+  if (v === 'false') return false;
+  throw new UsageError(`--${name}: ${JSON.stringify(v)} is not a boolean (use true or false)`);
 }
 
 class UsageError extends Error {}

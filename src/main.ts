@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // Process entry: signals and exit codes (ports-and-modes.md §5). The only process.exit.
-import { hideBin } from 'yargs/helpers';
 import { runCli } from './cli.js';
 
 const outcome = await runCli({
-  argv: hideBin(process.argv),
+  argv: process.argv.slice(2),
   env: process.env,
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
-import yargs from 'yargs';
+import { parseCommandLine } from '../cli-args.js';
 import type { Config } from './config.js';
 import { loadConfig, type LoadConfigInput } from './load.js';
-import { OPTION_LIST, yargsOptions } from './options.js';
+import { OPTION_LIST } from './options.js';
 
 type Env = Record<string, string | undefined>;
 const K8S: Env = { KUBERNETES_SERVICE_HOST: '10.96.0.1' };
@@ -457,18 +457,11 @@ t.test('flags beat the environment; a bare boolean flag means true and --no-flag
   t.equal(c.keepalive.enabled, false);
 });
 
-t.test('flags parsed by yargs from the options table reach the Config; unknown flags are refused', async (t) => {
+t.test('flags parsed from the command line reach the Config; unknown flags are refused', async (t) => {
   const parse = (argv: string[]): { flags?: Record<string, unknown>; failure?: string } => {
-    let failure: string | undefined;
-    const flags = yargs(argv)
-      .options(yargsOptions())
-      .strict()
-      .exitProcess(false)
-      .fail((msg) => {
-        failure = msg;
-      })
-      .parseSync() as Record<string, unknown>;
-    return failure ? { failure } : { flags };
+    const r = parseCommandLine(['run', ...argv]);
+    if (r.kind === 'command') return { flags: r.flags };
+    return { failure: r.kind === 'usage-error' ? r.message : 'help' };
   };
   const p = parse(['--pool-max-streams-per-connection', '7', '--fake-ca', '--xds-address=', '--proxy-mode', 'dedicated', '--proxy-workload-info', 'a/b/c']);
   t.equal(p.failure, undefined);

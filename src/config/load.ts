@@ -14,7 +14,7 @@ import { parseDuration } from './duration.js';
 import { OPTIONS, optionLabel, type OptionKey, type OptionSpec } from './options.js';
 
 export interface LoadConfigInput {
-  /** Parsed flags (yargs output: kebab-case and/or camelCase keys). Undefined = not given. */
+  /** Parsed flags (parseCommandLine in cli-args.ts: kebab-case and/or camelCase keys; an array when repeated). Undefined = not given. */
   readonly flags: Record<string, unknown>;
   readonly env: NodeJS.ProcessEnv | Record<string, string | undefined>;
   /** Logical cores; default os.availableParallelism(). */

@@ -1,8 +1,8 @@
 // The one table of every ztunnel-ts option (spec/config.md §5, plus the ztunnel-ts-only rows
 // marked "ztunnel-ts"). Each row ties a command-line flag to its environment variable; load.ts
-// reads and validates them (flag > env > PROXY_CONFIG > default) and cli.ts registers the flags
-// from `yargsOptions()`. Defaults are applied in load.ts; `defaultText` here only documents them.
-import type { Options as YargsOption } from 'yargs';
+// reads and validates them (flag > env > PROXY_CONFIG > default) and cli-args.ts reads the flags
+// of `ztunnel run` from `runFlags()`. Defaults are applied in load.ts; `defaultText` here only
+// documents them.
 
 export type OptionType =
   | 'string'
@@ -205,26 +205,29 @@ const GROUP_TITLE: Record<OptionGroup, string> = {
   logging: 'Logging:',
 };
 
+/** One flag of `ztunnel run` as the command-line parser (cli-args.ts) reads it and --help shows it. */
+export interface RunFlag {
+  /** Without the leading `--` (kebab-case). */
+  readonly name: string;
+  /** false for booleans: a bare `--flag` is "" (= true) and `--no-<flag>` is "false". */
+  readonly takesValue: boolean;
+  /** --help section title. */
+  readonly group: string;
+  /** --help text: the description and `[env X; true|false; a|b; default: ...]`. */
+  readonly describe: string;
+}
+
 /**
- * The yargs `options` object (flag → spec) built from the table, for `.options(...).strict()`.
- * Every flag is registered as a string without a yargs default: load.ts must see "not given" to
- * apply env > PROXY_CONFIG > default, and it validates booleans strictly (yargs' own boolean type
- * would turn `--fake-ca=yes` into false silently). A bare boolean flag parses as "" = true, and
- * `--no-<flag>` as false.
+ * The flags of `ztunnel run`, built from the table in table order. Every value reaches load.ts as
+ * text, without a default: load.ts must see "not given" to apply env > PROXY_CONFIG > default, and
+ * it validates booleans strictly itself (`--fake-ca=yes` is an error there, not a silent false).
  */
-export function yargsOptions(): Record<string, YargsOption> {
-  const out: Record<string, YargsOption> = {};
-  for (const o of OPTION_LIST) {
+export function runFlags(): readonly RunFlag[] {
+  return OPTION_LIST.map((o) => {
     const notes = [`env ${[o.env, ...(o.envAliases ?? [])].join(', ')}`];
     if (o.type === 'bool') notes.push('true|false');
     if (o.choices) notes.push(o.choices.join('|'));
     if (o.defaultText) notes.push(`default: ${o.defaultText}`);
-    out[o.flag] = {
-      type: 'string',
-      describe: `${o.describe} [${notes.join('; ')}]`,
-      group: GROUP_TITLE[o.group],
-      ...(o.type === 'bool' ? {} : { requiresArg: true }),
-    };
-  }
-  return out;
+    return { name: o.flag, takesValue: o.type !== 'bool', group: GROUP_TITLE[o.group], describe: `${o.describe} [${notes.join('; ')}]` };
+  });
 }

@@ -40,3 +40,31 @@ t.test('no command prints what to run', async (t) => {
   t.equal(r.code, 2);
   t.match(r.stderr, /run or explain/);
 });
+
+t.test('--help prints the help on stdout and exits 0 without starting anything', async (t) => {
+  for (const args of [['--help'], ['-h'], ['run', '--help'], ['proxy', 'ztunnel', '-h'], ['explain', '--help']]) {
+    const r = run(args);
+    t.equal(r.code, 0, `${args.join(' ')}: exit 0`);
+    t.match(r.stdout, /^Usage: ztunnel /, `${args.join(' ')}: usage line`);
+    t.equal(r.stderr, '', `${args.join(' ')}: nothing on stderr`);
+    t.notOk(existsSync(join(r.cwd, '.ztunnel')), `${args.join(' ')}: the local CA was not created`);
+  }
+  t.match(run(['run', '--help']).stdout.replace(/\s+/g, ' '), /--fake-ca +certificates from an in-process CA \[env FAKE_CA; true\|false; default: false\]/);
+});
+
+t.test('a flag missing its value, or given twice, stops the start with exit 2', async (t) => {
+  const missing = run(['run', '--xds-address']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /^ztunnel: Not enough arguments following: xds-address$/m);
+  const twice = run(['run', '--secret-ttl', '1h', '--secret-ttl', '2h']);
+  t.equal(twice.code, 2);
+  t.match(twice.stderr, /--secret-ttl \/ SECRET_TTL: is given more than once/);
+  t.notOk(existsSync(join(twice.cwd, '.ztunnel')), 'the local CA was not created');
+});
+
+t.test('explain refuses a boolean flag with a value other than true or false', async (t) => {
+  const r = run(['explain', '--config', 'x.yaml', '--src-ip', '10.0.0.1', '--dst', '10.0.0.2:80', '--plaintext=maybe']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^ztunnel: --plaintext: "maybe" is not a boolean \(use true or false\)$/m);
+  t.equal(r.stdout, '');
+});
