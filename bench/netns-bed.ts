@@ -7,7 +7,9 @@ import { createBed } from '../test/netns/bed.js';
 import type { NetnsBed, NetnsBedOptions } from './lib/scenarios.js';
 
 export async function setupNetnsBed(o: NetnsBedOptions): Promise<NetnsBed> {
-  const bed = await createBed({ env: { RUST_LOG: o.logLevel } });
+  // The bed spawns the daemons itself; their Node flags (deployed flags, --cpu-prof) go in NODE_OPTIONS.
+  const nodeOptions = o.execArgv.join(' ');
+  const bed = await createBed({ env: { RUST_LOG: o.logLevel, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } });
   const a1 = bed.pods['a1']!;
   const b1 = bed.pods['b1']!;
   const proxies = (['node-a', 'node-b'] as const).map((name) => {

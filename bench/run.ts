@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installExitHandlers, stopChild, track } from './lib/children.js';
+import { DAEMON_NODE_FLAGS } from './lib/daemon-flags.js';
 import { bulkOnce, connRateOnce, idleConnections, pingPongOnce, rssOfProxies, type BulkRep, type ConnRateRep } from './lib/measure.js';
 import { machineFacts } from './lib/proc-stats.js';
 import { computeRatios, evaluateTargets, formatReport, type BenchReport, type BulkSummary, type ConfigApplyResult, type ScenarioResult } from './lib/report.js';
@@ -29,6 +30,7 @@ const HELP = `usage: npm run bench -- [options]
   --idle N             idle tunneled connections to hold (default 5000, quick 1000)
   --log-level SPEC     RUST_LOG of the daemons (default info,access=warn: no access logs)
   --profile-dir DIR    run the proxies with --cpu-prof, profiles written to DIR on exit
+  --daemon-node-flags "F"  Node flags of the ztunnel-ts daemons (default: the deployed ones, "${DAEMON_NODE_FLAGS.join(' ')}")
   --out DIR            where result files go (default bench/results)
   --no-save            do not write result files`;
 
@@ -50,6 +52,7 @@ interface Settings {
   scenarios: ScenarioId[];
   measurements: Measurement[];
   profileDir: string | null;
+  daemonNodeFlags: string[];
   outDir: string;
   save: boolean;
 }
@@ -64,8 +67,13 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save']);
-  for (const a of argv) if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags']);
+  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
+    if (takesValue.has(a)) i++; // its value may itself start with "--" (--daemon-node-flags)
+  }
   const quick = has('--quick');
   const list = <T extends string>(f: string, all: readonly T[]): T[] => {
     const v = val(f);
@@ -101,6 +109,8 @@ function parseArgs(argv: string[]): Settings {
     scenarios: list('--scenarios', ALL_SCENARIOS),
     measurements: list('--only', ALL_MEASUREMENTS),
     profileDir: val('--profile-dir') ? path.resolve(val('--profile-dir')!) : null,
+    // The daemons run with the Node flags they are deployed with (Dockerfile ENTRYPOINT, npm start).
+    daemonNodeFlags: (val('--daemon-node-flags') ?? DAEMON_NODE_FLAGS.join(' ')).split(' ').filter(Boolean),
     outDir: path.resolve(val('--out') ?? path.join(REPO_ROOT, 'bench', 'results')),
     save: !has('--no-save'),
   };
@@ -191,6 +201,7 @@ async function main(): Promise<void> {
     workDir,
     logLevel: settings.logLevel,
     proxyExecArgv: settings.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`] : [],
+    daemonNodeFlags: settings.daemonNodeFlags,
   };
   const want = (m: Measurement) => settings.measurements.includes(m);
   log(`${settings.quick ? 'quick' : 'full'} run; scenarios ${settings.scenarios.join(',')}; measurements ${settings.measurements.join(',')}`);

@@ -46,6 +46,8 @@ export interface BedContext {
   readonly logLevel: string;
   /** Node flags for the proxies (e.g. --cpu-prof). */
   readonly proxyExecArgv: readonly string[];
+  /** Node flags of the ztunnel-ts daemons (s3, s4), before proxyExecArgv. */
+  readonly daemonNodeFlags: readonly string[];
 }
 
 interface Listening {
@@ -210,7 +212,7 @@ export async function setupZtunnelPair(ctx: BedContext): Promise<Bed> {
     const server = await startSinkServer(ctx, ipB);
     children.push(server.child);
     const start = (name: string, ip: string) =>
-      startDaemonProcess({ name: `ztunnel ${name.toUpperCase()}`, mainJs: ctx.mainJs, env: pairDaemonEnv(ctx, name, ip, configPath, caDir), execArgv: ctx.proxyExecArgv }).then((d) => {
+      startDaemonProcess({ name: `ztunnel ${name.toUpperCase()}`, mainJs: ctx.mainJs, env: pairDaemonEnv(ctx, name, ip, configPath, caDir), execArgv: [...ctx.daemonNodeFlags, ...ctx.proxyExecArgv] }).then((d) => {
         daemons.push(d);
         return d;
       });
@@ -270,7 +272,7 @@ export function netnsAvailability(benchDir: string): { ok: true; module: string 
 export async function setupNetns(ctx: BedContext, modulePath: string): Promise<Bed> {
   const mod = (await import(modulePath)) as { setupNetnsBed?: (o: NetnsBedOptions) => Promise<NetnsBed> };
   if (typeof mod.setupNetnsBed !== 'function') throw new Error(`${modulePath} does not export setupNetnsBed()`);
-  const bed = await mod.setupNetnsBed({ mainJs: ctx.mainJs, workDir: path.join(ctx.workDir, 'netns'), logLevel: ctx.logLevel, execArgv: ctx.proxyExecArgv });
+  const bed = await mod.setupNetnsBed({ mainJs: ctx.mainJs, workDir: path.join(ctx.workDir, 'netns'), logLevel: ctx.logLevel, execArgv: [...ctx.daemonNodeFlags, ...ctx.proxyExecArgv] });
   let server: { child: ChildProcess; port: number } | undefined;
   try {
     server = await startSinkServer(ctx, bed.serverHost, bed.serverWrapper);

@@ -12,6 +12,7 @@ import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { ENV_PREFIXES, OPTION_LIST } from '../../src/config/options.js';
+import { DAEMON_NODE_FLAGS } from '../../bench/lib/daemon-flags.js';
 import { REPO_ROOT } from '../helpers/daemon.js';
 
 type Obj = Record<string, unknown>;
@@ -277,4 +278,19 @@ t.test('the image carries what the daemon reads at run time and runs from / like
   t.match(stages[0]!, /npm prune --omit=dev/, 'dev dependencies pruned before the copy');
   t.match(runtime, /^WORKDIR \/\s*$/m, 'working directory / (relative Istio defaults resolve to the mounted paths)');
   t.match(runtime, /^USER 1337:1337\s*$/m, 'non-root by default');
+});
+
+t.test('the image, npm start and the benchmark run the daemon with the same Node flags', async (t) => {
+  // bench/lib/daemon-flags.ts is the list; a flag changed in one place only would make the
+  // benchmark measure something other than what users run (issue 7).
+  const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  t.ok(entry, 'the Dockerfile has an exec-form ENTRYPOINT');
+  const argv = JSON.parse(entry![1]!) as string[];
+  const imageFlags = argv.slice(argv.indexOf('node') + 1, argv.indexOf('/app/dist/src/main.js'));
+  t.same(imageFlags, DAEMON_NODE_FLAGS, 'Dockerfile ENTRYPOINT: node <flags> /app/dist/src/main.js');
+
+  const start = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start']!.split(/\s+/);
+  t.same(start.slice(start.indexOf('node') + 1, start.indexOf('dist/src/main.js')), DAEMON_NODE_FLAGS, 'npm start: node <flags> dist/src/main.js run');
+  t.ok(DAEMON_NODE_FLAGS.includes('--max-semi-space-size=1'), 'the small young generation of issue 7 is among them');
 });
