@@ -48,5 +48,5 @@ USER 1337:1337
 # 15008 HBONE, 15001/15006 capture, 15080 SOCKS5 (opt-in), 15020 metrics, 15021 readiness;
 # 15000 (admin) binds to localhost only.
 EXPOSE 15001 15006 15008 15020 15021
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=1", "/app/dist/src/main.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/src/main.js"]
 CMD ["run"]

@@ -2,7 +2,8 @@
 // exactly these (test/integration/deploy-manifests.test.ts keeps the three equal), and the
 // benchmark starts its daemons with them so it measures what users run.
 //
-// --max-semi-space-size=1: V8's young generation otherwise grows to 16 MiB semi-spaces after the
-// start-up burst of allocations and keeps them; 1 MiB cuts ~8 MB of idle RSS per daemon (issue 7)
-// with no measurable throughput or connection-rate cost (bench/README.md "Node flags").
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+// None today. Tried for issue 7: --max-semi-space-size=1 (a 1 MiB young generation) reads ~8 MB
+// less RSS a few seconds after start, but V8's memory reducer gets the same back on its own after
+// ~20 s idle (71 vs 69 MB), and it cost ~15% more CPU per new connection (bench/README.md
+// "Node flags").
+export const DAEMON_NODE_FLAGS: readonly string[] = [];
