@@ -19,7 +19,7 @@ import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
 import { loadNativeAddon } from './platform/native-addon.js';
 import type { SocketFactory } from './platform/socket-factory.js';
 import { WorkloadProxy } from './proxy/workload-proxy.js';
-import { checkSharedModeSupport, startSharedMode, type SharedMode } from './inpod/shared-mode.js';
+import type { SharedMode } from './inpod/shared-mode.js';
 import { State } from './state/state.js';
 import { identityOf } from './state/workload-identity.js';
 import { ConnectionRecorder } from './telemetry/connection-record.js';
@@ -181,6 +181,8 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   if (config.proxyMode === 'shared') {
     // Shared (in-pod) mode (capture.md §6-§7): no listeners of our own; each pod enrolled over ZDS
     // gets 15001/15006/15008 inside its netns. The self-proxy (ports-and-modes.md §1) is not run.
+    // Loaded only in shared mode (with the ZDS protobuf messages): dedicated mode does not carry it.
+    const { checkSharedModeSupport, startSharedMode } = await import('./inpod/shared-mode.js');
     const addon = await checkSharedModeSupport(config); // fatal: addon missing or no CAP_NET_ADMIN/RAW
     const managerTask = 'workload proxy manager';
     readiness.register(managerTask);

@@ -4,7 +4,6 @@
 import type { RunningApp } from './app.js';
 import { parseCommandLine, type FlagValues } from './cli-args.js';
 import { loadConfig } from './config/load.js';
-import { runExplain } from './explain-command.js';
 import { createLogger } from './telemetry/logger.js';
 import { plainDestination } from './telemetry/plain-format.js';
 
@@ -51,6 +50,8 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
       const srcIdentity = single(f, 'src-identity');
       const plaintext = bool(f, 'plaintext');
       const json = bool(f, 'json');
+      // Loaded only for `explain`: the daemon does not carry its code (issue 7: idle RSS).
+      const { runExplain } = await import('./explain-command.js');
       const code = await runExplain(
         {
           // Both are required: the parser refuses the command line without them.
