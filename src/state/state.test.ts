@@ -35,6 +35,29 @@ t.test('several workloads on one IP: a //Pod/ uid wins, then HBONE', async (t) =
   t.equal(s.findWorkloadByAddr('', '10.0.0.9')?.uid, pod.uid, 'pod preferred over HBONE entry');
 });
 
+t.test('workloads sharing an IP and a name are found in the order stored, and each removal leaves the rest', async (t) => {
+  const s = new State();
+  const shared = { workloadIps: ['10.0.0.5'], protocol: 'TCP' as const, namespace: 'shop', name: 'dup' };
+  const e1 = workload({ uid: 'c1/networking.istio.io/WorkloadEntry/shop/e1', node: 'n1', ...shared });
+  const e2 = workload({ uid: 'c1/networking.istio.io/WorkloadEntry/shop/e2', node: 'n2', ...shared });
+  const e3 = workload({ uid: 'c1/networking.istio.io/WorkloadEntry/shop/e3', node: 'n3', ...shared });
+  s.apply({ workloads: { upsert: [e1, e2, e3], remove: [] } });
+  t.equal(s.findWorkloadByAddr('', '10.0.0.5'), e1, 'equal preference: the first stored');
+  t.equal(s.findLocalWorkload('shop', 'dup', 'default', ''), e1);
+  t.equal(s.findLocalWorkload('shop', 'dup', 'default', 'n3'), e3);
+  s.apply({ workloads: { upsert: [e1], remove: [] } });
+  t.equal(s.findWorkloadByAddr('', '10.0.0.5'), e2, 'an upserted workload is stored again, after the others');
+  s.apply({ workloads: { upsert: [], remove: [e2.uid, e3.uid] } });
+  t.equal(s.findWorkloadByAddr('', '10.0.0.5'), e1);
+  t.equal(s.findLocalWorkload('shop', 'dup', 'default', 'n2'), undefined, 'a removed workload is gone');
+  s.apply({ workloads: { upsert: [], remove: [e1.uid] } });
+  t.equal(s.findWorkloadByAddr('', '10.0.0.5'), undefined);
+  t.equal(s.findLocalWorkload('shop', 'dup', 'default', ''), undefined);
+  s.apply({ workloads: { upsert: [e3], remove: [] } });
+  t.equal(s.findWorkloadByAddr('', '10.0.0.5'), e3, 'found again once it returns');
+  t.equal(s.findLocalWorkload('shop', 'dup', 'default', ''), e3);
+});
+
 t.test('a workload upsert replaces the old one: its old IP no longer resolves', async (t) => {
   const s = new State();
   s.apply({ workloads: { upsert: [podA], remove: [] } });

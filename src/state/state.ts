@@ -59,6 +59,36 @@ function deleteFrom<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
   if (s.size === 0) m.delete(k);
 }
 
+/**
+ * An entry of the workload uid indexes: the one uid, or a Set when several workloads share the
+ * key. Nearly every address and name belongs to one workload, and a Set each would be most of
+ * the memory and build time of these indexes for a large config (issue 7). Iteration order is a
+ * Set's (insertion order) either way.
+ */
+type Uids = string | Set<string>;
+
+function addUid(m: Map<string, Uids>, k: string, uid: string): void {
+  const cur = m.get(k);
+  if (cur === undefined) m.set(k, uid);
+  else if (typeof cur !== 'string') cur.add(uid);
+  else if (cur !== uid) m.set(k, new Set([cur, uid]));
+}
+
+function deleteUid(m: Map<string, Uids>, k: string, uid: string): void {
+  const cur = m.get(k);
+  if (cur === undefined) return;
+  if (typeof cur === 'string') {
+    if (cur === uid) m.delete(k);
+    return;
+  }
+  cur.delete(uid);
+  if (cur.size === 0) m.delete(k);
+}
+
+function eachUid(uids: Uids): Iterable<string> {
+  return typeof uids === 'string' ? [uids] : uids;
+}
+
 /** Ordered variant: "first" matters for VIP and hostname lookups (xds.md §8). */
 function pushTo<K>(m: Map<K, string[]>, k: K, v: string): void {
   const list = m.get(k);
@@ -82,9 +112,9 @@ export class State implements StateView, StateSink {
   // workloads
   private readonly workloadsByUid = new Map<string, Workload>();
   /** `network/ip` → uids. HostNetwork workloads are never indexed by IP (xds.md §8). */
-  private readonly workloadsByAddr = new Map<string, Set<string>>();
+  private readonly workloadsByAddr = new Map<string, Uids>();
   /** `namespace/name` → uids, for findLocalWorkload. */
-  private readonly workloadsByName = new Map<string, Set<string>>();
+  private readonly workloadsByName = new Map<string, Uids>();
   // services
   private readonly servicesByKey = new Map<string, Service>();
   /** `network/vip` → service keys in arrival order. */
@@ -189,9 +219,9 @@ export class State implements StateView, StateSink {
   private insertWorkload(w: Workload): void {
     this.workloadsByUid.set(w.uid, w);
     if (w.networkMode !== 'HostNetwork') {
-      for (const ip of w.workloadIps) addTo(this.workloadsByAddr, networkAddrKey(w.network, ip), w.uid);
+      for (const ip of w.workloadIps) addUid(this.workloadsByAddr, networkAddrKey(w.network, ip), w.uid);
     }
-    addTo(this.workloadsByName, `${w.namespace}/${w.name}`, w.uid);
+    addUid(this.workloadsByName, `${w.namespace}/${w.name}`, w.uid);
     for (const [svcKey, ports] of w.services) {
       let eps = this.endpointsByService.get(svcKey);
       if (!eps) this.endpointsByService.set(svcKey, (eps = new Map()));
@@ -203,8 +233,8 @@ export class State implements StateView, StateSink {
     const w = this.workloadsByUid.get(uid);
     if (!w) return false;
     this.workloadsByUid.delete(uid);
-    for (const ip of w.workloadIps) deleteFrom(this.workloadsByAddr, networkAddrKey(w.network, ip), uid);
-    deleteFrom(this.workloadsByName, `${w.namespace}/${w.name}`, uid);
+    for (const ip of w.workloadIps) deleteUid(this.workloadsByAddr, networkAddrKey(w.network, ip), uid);
+    deleteUid(this.workloadsByName, `${w.namespace}/${w.name}`, uid);
     for (const svcKey of w.services.keys()) {
       const eps = this.endpointsByService.get(svcKey);
       if (!eps) continue;
@@ -266,7 +296,8 @@ export class State implements StateView, StateSink {
 
   findWorkloadByAddr(network: string, ip: string): Workload | undefined {
     const uids = this.workloadsByAddr.get(networkAddrKey(network, ip));
-    if (!uids) return undefined;
+    if (uids === undefined) return undefined;
+    if (typeof uids === 'string') return this.workloadsByUid.get(uids);
     let best: Workload | undefined;
     let bestScore = -1;
     for (const uid of uids) {
@@ -391,9 +422,9 @@ export class State implements StateView, StateSink {
    */
   findLocalWorkload(namespace: string, name: string, serviceAccount: string, node: string): Workload | undefined {
     const uids = this.workloadsByName.get(`${namespace}/${name}`);
-    if (!uids) return undefined;
+    if (uids === undefined) return undefined;
     const sa = normalSa(serviceAccount);
-    for (const uid of uids) {
+    for (const uid of eachUid(uids)) {
       const w = this.workloadsByUid.get(uid)!;
       if (normalSa(w.serviceAccount) !== sa) continue;
       if (node !== '' && w.node !== node) continue;

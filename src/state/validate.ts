@@ -13,8 +13,37 @@ const SCOPES = new Set(['Global', 'Namespace', 'WorkloadSelector']);
 const ACTIONS = new Set(['Allow', 'Deny']);
 const MAX_CAPACITY = 0xffff_ffff; // google.protobuf.UInt32Value (xds.md §5)
 
+/**
+ * True for IPv4 text already in canonical dotted-quad form (octets 0-255, no leading zeros), which
+ * canonicalIp returns unchanged: the common case, checked without canonicalIp's splitting and
+ * joining (issue 7: every address of a 10,000-workload file passes here and in the decoders).
+ */
+export function isCanonicalIpv4(ip: string): boolean {
+  const n = ip.length;
+  if (n < 7 || n > 15) return false;
+  let dots = 0;
+  let octet = 0;
+  let digits = 0;
+  for (let i = 0; i < n; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return false;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return false; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (octet > 255) return false;
+      digits++;
+    } else {
+      return false;
+    }
+  }
+  return dots === 3 && digits > 0;
+}
+
 function badIp(ip: string): boolean {
-  return canonicalIp(ip) !== ip;
+  return !isCanonicalIpv4(ip) && canonicalIp(ip) !== ip;
 }
 
 function portMapError(ports: PortMap, what: string): string | null {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { formatProblem, parseLocalConfig, type LocalConfigResult } from './local-file.js';
+import { formatProblem, parseLocalConfig, parseLocalConfigFully, type LocalConfigResult } from './local-file.js';
 
 const FILE = 'local.yaml';
 const y = (...lines: string[]): string => lines.join('\n') + '\n';
@@ -535,6 +535,83 @@ t.test('examples/embedded-default.yaml is one HBONE workload on 127.0.0.1 with a
   t.same(w.workloadIps, ['127.0.0.1']);
   t.equal(w.services.size, 0);
   t.same(r.value.services, []);
+});
+
+// --- large files (issue 7: the fast path) -------------------------------------------------------
+
+/** A file of `count` workloads (14 lines each, the first at line 2) and 100 services. */
+function largeFile(count: number): string[] {
+  const lines = ['workloads:'];
+  for (let i = 0; i < count; i++) {
+    const app = `app-${i % 100}`;
+    const ns = `ns-${i % 10}`;
+    lines.push(
+      `- uid: Kubernetes//Pod/${ns}/${app}-${i}`,
+      `  name: ${app}-${i}`,
+      `  namespace: ${ns}`,
+      `  serviceAccount: ${app}`,
+      '  trustDomain: cluster.local',
+      '  clusterId: Kubernetes',
+      `  workloadIps: ["10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}"]`,
+      '  protocol: HBONE',
+      `  node: node-${i % 5}`,
+      `  workloadName: ${app}`,
+      `  canonicalName: ${app}`,
+      '  canonicalRevision: v1',
+      '  services:',
+      `    "${ns}/${app}.${ns}.svc.cluster.local": {80: 8080}`,
+    );
+  }
+  lines.push('services:');
+  for (let s = 0; s < 100; s++) {
+    lines.push(`- name: app-${s}`, `  namespace: ns-${s % 10}`, `  hostname: app-${s}.ns-${s % 10}.svc.cluster.local`, `  vips: ["/10.96.0.${s}"]`, '  ports: {80: 8080}');
+  }
+  return lines;
+}
+
+t.test('a large valid file gives exactly the full parser\'s result', async (t) => {
+  const text = largeFile(1500).join('\n') + '\n';
+  const r = parse(text);
+  t.ok(r.ok, 'accepted');
+  if (!r.ok) return;
+  t.equal(r.value.workloads.length, 1500);
+  t.equal(r.value.services.length, 100);
+  t.same(r.value.workloads[1234]!.workloadIps, ['10.0.4.210']);
+  t.same([...r.value.workloads[1234]!.services], [['ns-4/app-34.ns-4.svc.cluster.local', new Map([[80, 8080]])]]);
+  t.same(r, parseLocalConfigFully(text, FILE));
+});
+
+t.test('an error deep inside a large file names its exact line and field', async (t) => {
+  const lines = largeFile(1500);
+  const bad = lines.indexOf('  workloadIps: ["10.0.4.210"]'); // workload 1234
+  lines[bad] = '  workloadIps: ["10.0.4.300"]';
+  const r = parse(lines.join('\n') + '\n');
+  t.equal(r.ok, false);
+  if (r.ok) return;
+  t.same(r.errors.map(formatProblem), [`${FILE}:${bad + 1} workloads[1234].workloadIps[0]: "10.0.4.300" is not an IP address`]);
+});
+
+t.test('a duplicate uid at the end of a large file names both lines', async (t) => {
+  const lines = largeFile(1500);
+  const first = lines.indexOf('- uid: Kubernetes//Pod/ns-7/app-7-7');
+  const services = lines.indexOf('services:');
+  lines.splice(services, 0, '- uid: Kubernetes//Pod/ns-7/app-7-7', '  namespace: ns-7', '  workloadIps: []', '  services: {}');
+  const r = parse(lines.join('\n') + '\n');
+  t.equal(r.ok, false);
+  if (r.ok) return;
+  t.same(r.errors.map(formatProblem), [
+    `${FILE}:${services + 1} workloads[1500]: duplicate workload uid "Kubernetes//Pod/ns-7/app-7-7" (first defined at line ${first + 1})`,
+  ]);
+});
+
+t.test('a syntax error deep inside a large file is reported at its line', async (t) => {
+  const lines = largeFile(1500);
+  const bad = lines.indexOf('  name: app-99-999');
+  lines[bad] = '  name: app-99-999: x';
+  const r = parse(lines.join('\n') + '\n');
+  t.equal(r.ok, false);
+  if (r.ok) return;
+  t.same(r.errors.map(formatProblem), [`${FILE}:${bad + 1}: YAML syntax: Nested mappings are not allowed in compact mappings`]);
 });
 
 // --- robustness ---------------------------------------------------------------------------------

@@ -3,19 +3,10 @@
 // object so that every problem names file, line and field path (config.md "Beyond" (a)).
 // Validation is table-driven: each object is a table of keys → parser (+ required / default).
 // Bad input is a value (problems), never a throw.
-import {
-  LineCounter,
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  parseAllDocuments,
-  type Document,
-  type Scalar,
-  type YAMLMap,
-  type YAMLSeq,
-} from 'yaml';
-import { fastParseYaml } from './fast-yaml.js';
+import type { Document, LineCounter, Scalar, YAMLMap, YAMLSeq } from 'yaml';
+import { yamlLib } from '../core/yaml-lib.js';
+import { isAlias, isMap, isScalar, isSeq, readFastYaml } from './fast-yaml.js';
+import { isCanonicalIpv4 } from '../state/validate.js';
 import { canonicalIp, parseCidr, type Cidr } from '../core/net.js';
 import type {
   ApplicationTunnel,
@@ -84,7 +75,7 @@ class Ctx {
   doc: Document | null = null;
   constructor(
     readonly file: string,
-    private readonly lc: LineCounter,
+    private readonly lc: Pick<LineCounter, 'linePos'>,
     /** False on the fast path: a problem there means a full re-parse, so field paths are not built. */
     readonly paths = true,
   ) {}
@@ -108,7 +99,7 @@ const dataKeyPath = (path: string, k: string | number): string =>
   typeof k === 'number' ? `${path}[${k}]` : `${path}[${JSON.stringify(k)}]`;
 
 /** Resolves aliases and normalises null scalars, then runs the parser at the node's own line. */
-function sub<T>(ctx: Ctx, raw: unknown, path: string, fallbackLine: number, parse: Parser<T>): T | undefined {
+function sub<T>(ctx: Ctx, raw: unknown, path: string, fallbackLine: number, parse: Parser<T>, parent?: At): T | undefined {
   let node: unknown = raw;
   if (isAlias(node)) {
     let target: unknown;
@@ -121,9 +112,11 @@ function sub<T>(ctx: Ctx, raw: unknown, path: string, fallbackLine: number, pars
     node = target;
   }
   const line = ctx.lineOf(node, fallbackLine);
-  if (node === null || node === undefined || (isScalar(node) && node.value === null)) return parse(null, { path, line }, ctx);
-  if (isScalar(node) || isMap(node) || isSeq(node)) return parse(node, { path, line }, ctx);
-  return ctx.error({ path, line }, 'unsupported YAML node');
+  // The parent's position when it is the same one (always, on the fast path: no paths, no lines).
+  const at = parent !== undefined && parent.path === path && parent.line === line ? parent : { path, line };
+  if (node === null || node === undefined || (isScalar(node) && node.value === null)) return parse(null, at, ctx);
+  if (isScalar(node) || isMap(node) || isSeq(node)) return parse(node, at, ctx);
+  return ctx.error(at, 'unsupported YAML node');
 }
 
 function describe(n: YNode): string {
@@ -153,10 +146,22 @@ const str: Parser<string> = (n, at, ctx) => {
 const bool: Parser<boolean> = (n, at, ctx) =>
   isScalar(n) && typeof n.value === 'boolean' ? n.value : ctx.error(at, `expected true or false, got ${describe(n)}`);
 
+/** `/^[-+]?[0-9]+$/` as a loop (it runs for every number of a large file). */
+function isDecimalText(t: string): boolean {
+  const first = t.charCodeAt(0);
+  let i = first === 43 || first === 45 ? 1 : 0; // + -
+  if (i >= t.length) return false;
+  for (; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
 function intScalar(n: YNode): number | undefined {
   if (!isScalar(n) || typeof n.value !== 'number' || !Number.isInteger(n.value)) return undefined;
   // `80.0` and `8e1` are floats in the file even though they are integral numbers.
-  if (n.format !== 'HEX' && n.format !== 'OCT' && n.source !== undefined && !/^[-+]?[0-9]+$/.test(n.source)) return undefined;
+  if (n.format !== 'HEX' && n.format !== 'OCT' && n.source !== undefined && !isDecimalText(n.source)) return undefined;
   return n.value;
 }
 
@@ -187,7 +192,9 @@ function convert<T>(what: string, fn: (s: string) => T | null): Parser<T> {
   };
 }
 
-const ip = convert('an IP address', (s) => canonicalIp(s));
+/** An IP in canonical form; canonicalIp is skipped for the common canonical IPv4 text. */
+const canonical = (s: string): string | null => (isCanonicalIpv4(s) ? s : canonicalIp(s));
+const ip = convert('an IP address', canonical);
 const cidr: Parser<Cidr> = convert('a CIDR (e.g. 10.0.0.0/8) or an IP address', (s) => parseCidr(s));
 
 /** `"<a>/<b>"` with both halves non-empty (service keys, policy keys). */
@@ -201,7 +208,7 @@ function slashPair(what: string): Parser<string> {
 /** `"<network>/<ip>"`; the network may be empty (`/10.96.0.10`), config.md §2.2. */
 const networkAddress: Parser<NetworkAddress> = convert('"<network>/<ip>" (e.g. "/10.96.0.10")', (s) => {
   const i = s.indexOf('/');
-  const addr = i >= 0 ? canonicalIp(s.slice(i + 1)) : null;
+  const addr = i >= 0 ? canonical(s.slice(i + 1)) : null;
   return addr ? { network: s.slice(0, i), ip: addr } : null;
 });
 
@@ -213,7 +220,7 @@ const gatewayDestination: Parser<GatewayDestination> = convert(
     if (i < 0) return null;
     const left = s.slice(0, i);
     const right = s.slice(i + 1);
-    const addr = canonicalIp(right);
+    const addr = canonical(right);
     if (addr) return { kind: 'address', address: { network: left, ip: addr } };
     if (left && right && !right.includes('/')) return { kind: 'hostname', namespace: left, hostname: right };
     return null;
@@ -226,26 +233,29 @@ function list<T>(item: Parser<T>, unique?: { key: (v: T) => string; what: string
     const out: T[] = [];
     const seen = unique ? new Map<string, number>() : undefined;
     let ok = true;
-    n.items.forEach((raw, i) => {
+    // for-of, not an index: the fast path's top-level lists are read while they are walked.
+    let i = 0;
+    for (const raw of n.items) {
       const path = ctx.paths ? indexPath(at.path, i) : at.path;
-      const line = ctx.lineOf(raw, at.line);
-      const v = sub(ctx, raw, path, at.line, item);
+      i++;
+      const v = sub(ctx, raw, path, at.line, item, at);
       if (v === undefined) {
         ok = false;
-        return;
+        continue;
       }
       if (unique && seen) {
         const k = unique.key(v);
         const first = seen.get(k);
+        const line = ctx.lineOf(raw, at.line);
         if (first !== undefined) {
           ok = false;
           ctx.error({ path, line }, `duplicate ${unique.what} ${JSON.stringify(k)} (first defined at line ${first})`);
-          return;
+          continue;
         }
         seen.set(k, line);
       }
       out.push(v);
-    });
+    }
     return ok ? out : undefined;
   };
 }
@@ -261,8 +271,8 @@ function dataMap<K extends string | number, V>(key: Parser<K>, value: Parser<V>)
       const keyNode = pair.key;
       const keyText = isScalar(keyNode) ? (typeof keyNode.value === 'number' ? keyNode.value : String(keyNode.value)) : '?';
       const path = ctx.paths ? dataKeyPath(at.path, keyText) : at.path;
-      const k = sub(ctx, keyNode, path, keyLine, key);
-      const v = sub(ctx, pair.value, path, keyLine, value);
+      const k = sub(ctx, keyNode, path, keyLine, key, at);
+      const v = sub(ctx, pair.value, path, keyLine, value, at);
       if (k === undefined || v === undefined) {
         ok = false;
         continue;
@@ -348,43 +358,59 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
   unknownKeys: 'error' | 'warning' = 'error',
 ): Parser<Shape<S>> {
   const known = Object.keys(spec);
+  const fields = known.map((k) => spec[k]!);
   const indexOf = new Map(known.map((k, i) => [k, i] as const));
+  // Every result is a copy of this template (it has all the keys; Object.fromEntries keeps fast
+  // properties), filled in by index. Adding the keys one by one by computed name would turn each
+  // result into a slow dictionary-mode object once it has more than a dozen of them.
+  const template: Record<string, unknown> = Object.fromEntries(known.map((k) => [k, undefined]));
+  // The key names met at each position of the last map: the objects of a long list repeat their
+  // keys in the same order (the fast reader even shares the strings), so most lookups are one
+  // comparison instead of a hash lookup.
+  const lastNames: string[] = [];
+  const lastIndexes: number[] = [];
   return (n, at, ctx) => {
     if (!isMap(n)) return ctx.error(at, `expected ${what} (a map), got ${describe(n)}`);
-    // Values and key lines by field index (arrays: this runs once per object of a large file).
-    const values: unknown[] = new Array(known.length);
-    const lines: number[] = new Array(known.length);
-    const seen: boolean[] = new Array(known.length).fill(false);
+    // The pair of each field, by index (this runs once per object of a large file).
+    const pairs = new Array<(typeof n.items)[number] | undefined>(known.length);
     let ok = true;
-    for (const pair of n.items) {
-      const keyLine = ctx.lineOf(pair.key, at.line);
+    for (let pos = 0; pos < n.items.length; pos++) {
+      const pair = n.items[pos]!;
       const k = isScalar(pair.key) ? pair.key.value : undefined;
       const name = typeof k === 'string' ? k : typeof k === 'number' || typeof k === 'boolean' ? String(k) : undefined;
       if (name === undefined) {
         ok = false;
-        ctx.error({ path: at.path, line: keyLine }, `keys of ${what} must be strings`);
+        ctx.error({ path: at.path, line: ctx.lineOf(pair.key, at.line) }, `keys of ${what} must be strings`);
         continue;
       }
-      const idx = Object.prototype.hasOwnProperty.call(spec, name) ? indexOf.get(name) : undefined;
+      let idx: number | undefined;
+      if (lastNames[pos] === name) idx = lastIndexes[pos];
+      else {
+        idx = indexOf.get(name); // own keys of the spec only
+        if (idx !== undefined && pos < 64) {
+          lastNames[pos] = name;
+          lastIndexes[pos] = idx;
+        }
+      }
       if (idx === undefined) {
         const msg = `unknown key ${JSON.stringify(name)} in ${what}${suggestion(name, known)}`;
+        const keyAt = { path: fieldPath(at.path, name), line: ctx.lineOf(pair.key, at.line) };
         if (unknownKeys === 'error') {
           ok = false;
-          ctx.error({ path: fieldPath(at.path, name), line: keyLine }, msg);
+          ctx.error(keyAt, msg);
         } else {
-          ctx.warn({ path: fieldPath(at.path, name), line: keyLine }, `${msg}; it is ignored`);
+          ctx.warn(keyAt, `${msg}; it is ignored`);
         }
         continue;
       }
-      values[idx] = pair.value;
-      lines[idx] = keyLine;
-      seen[idx] = true;
+      pairs[idx] = pair;
     }
-    const out: Record<string, unknown> = {};
+    const out: Record<string, unknown> = { ...template };
     for (let i = 0; i < known.length; i++) {
       const key = known[i]!;
-      const field = spec[key]!;
-      if (!seen[i] || (field.nullIsAbsent && isNullish(values[i]))) {
+      const field = fields[i]!;
+      const pair = pairs[i];
+      if (pair === undefined || (field.nullIsAbsent && isNullish(pair.value))) {
         if (field.required) {
           ok = false;
           ctx.error(at, `missing required key ${JSON.stringify(key)} in ${what}`);
@@ -393,7 +419,8 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
         }
         continue;
       }
-      const v = sub(ctx, values[i], ctx.paths ? fieldPath(at.path, key) : at.path, lines[i]!, field.parse);
+      // The key's line is where a problem with a null value is reported.
+      const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, key) : at.path, ctx.lineOf(pair.key, at.line), field.parse, at);
       if (v === undefined) ok = false;
       else out[key] = v;
     }
@@ -428,6 +455,13 @@ const locality: Parser<Locality> = mapped(
 
 const labels: Parser<Map<string, string>> = dataMap(str, str);
 
+/**
+ * Defaults shared by every workload that leaves these keys out, rather than a new empty Map and
+ * array each (issue 7: 10,000 workloads); the model's fields are read-only.
+ */
+const NO_LABELS = new Map<string, string>();
+const NO_POLICIES: string[] = Object.freeze([]) as unknown as string[];
+
 const WORKLOAD = object(
   {
     workloadIps: required(list(ip)),
@@ -451,17 +485,19 @@ const WORKLOAD = object(
     canonicalRevision: withDefault(str, () => ''),
     nativeTunnel: withDefault(bool, () => false),
     applicationTunnel: maybe(applicationTunnel),
-    authorizationPolicies: withDefault(list(slashPair('"<namespace>/<name>"')), () => []),
+    authorizationPolicies: withDefault(list(slashPair('"<namespace>/<name>"')), () => NO_POLICIES),
     status: withDefault(oneOf(['Healthy', 'Unhealthy']), () => 'Healthy' as const),
     clusterId: withDefault(str, () => ''),
     locality: maybe(locality),
     capacity: withDefault(u32, () => 1),
-    labels: withDefault(labels, () => new Map<string, string>()), // ztunnel-ts extension ("Beyond" (b))
+    labels: withDefault(labels, () => NO_LABELS), // ztunnel-ts extension ("Beyond" (b))
   },
   'a workload',
 );
 
 const workload: Parser<Workload> = mapped(WORKLOAD, (w) => {
+  // One literal with every key in a fixed order is several times faster to build than spreads
+  // (issue 7); the four optional keys, rare in practice, are appended only when present.
   const out: Workload = {
     uid: w.uid,
     name: w.name,
@@ -472,25 +508,28 @@ const workload: Parser<Workload> = mapped(WORKLOAD, (w) => {
     protocol: w.protocol,
     trustDomain: w.trustDomain,
     serviceAccount: w.serviceAccount,
-    ...(w.waypoint ? { waypoint: w.waypoint } : {}),
-    ...(w.networkGateway ? { networkGateway: w.networkGateway } : {}),
     node: w.node,
     canonicalName: w.canonicalName,
     canonicalRevision: w.canonicalRevision,
     workloadType: w.workloadType.toLowerCase(),
     workloadName: w.workloadName,
     nativeTunnel: w.nativeTunnel,
-    ...(w.applicationTunnel ? { applicationTunnel: w.applicationTunnel } : {}),
     services: w.services,
     authorizationPolicies: Object.freeze(w.authorizationPolicies),
     status: w.status,
     clusterId: w.clusterId,
     networkMode: w.networkMode,
-    ...(w.locality ? { locality: w.locality } : {}),
     capacity: w.capacity,
     labels: w.labels,
   };
-  return Object.freeze(out);
+  if (!w.waypoint && !w.networkGateway && !w.applicationTunnel && !w.locality) return Object.freeze(out);
+  return Object.freeze({
+    ...out,
+    ...(w.waypoint ? { waypoint: w.waypoint } : {}),
+    ...(w.networkGateway ? { networkGateway: w.networkGateway } : {}),
+    ...(w.applicationTunnel ? { applicationTunnel: w.applicationTunnel } : {}),
+    ...(w.locality ? { locality: w.locality } : {}),
+  });
 });
 
 const loadBalancer: Parser<LoadBalancer> = mapped(
@@ -563,7 +602,7 @@ const stringMatch: Parser<StringMatch> = (n, at, ctx) => {
   const keyLine = ctx.lineOf(pair.key, at.line);
   if (k === 'Presence') return { kind: 'presence' };
   if (k === 'Exact' || k === 'Prefix' || k === 'Suffix') {
-    const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, k) : at.path, keyLine, str);
+    const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, k) : at.path, keyLine, str, at);
     return v === undefined ? undefined : { kind: STRING_MATCH_KINDS[k], value: v };
   }
   return ctx.error({ path: at.path, line: keyLine }, `${JSON.stringify(String(k))} is not a StringMatch kind; ${expected}`);
@@ -668,6 +707,7 @@ function parseIstioDocument(map: YAMLMap, docLine: number, ctx: Ctx): IstioDocum
 }
 
 function parseStream(text: string, fileName: string): LocalConfigResult {
+  const { LineCounter, parseAllDocuments } = yamlLib();
   const lc = new LineCounter();
   const ctx = new Ctx(fileName, lc);
   const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
@@ -721,23 +761,27 @@ function parseStream(text: string, fileName: string): LocalConfigResult {
   return { ok: true, value: snapshot, warnings: ctx.warnings };
 }
 
+/** The fast reader's nodes carry no source range, so Ctx.lineOf never asks this. */
+const NO_LINE_COUNTER: Pick<LineCounter, 'linePos'> = { linePos: () => ({ line: 0, col: 0 }) };
+
 /**
  * The fast path (issue 7): the plain-subset reader of fast-yaml.ts, then the same validator. Only
  * a clean result is used; on any problem (or text outside the subset, or Istio documents) the
  * caller parses again with the full YAML parser, so messages and their lines come from there.
  */
 function parseFast(text: string, fileName: string): LocalConfigResult | null {
-  const contents = fastParseYaml(text);
-  if (!contents || !isMap(contents)) return null;
-  if (contents.items.some((p) => isScalar(p.key) && (p.key.value === 'apiVersion' || p.key.value === 'kind'))) return null;
-  const ctx = new Ctx(fileName, new LineCounter(), false);
-  const top = sub(ctx, contents, '', 1, TOP_LEVEL);
-  if (!top || ctx.errors.length > 0 || ctx.warnings.length > 0) return null;
-  return {
-    ok: true,
-    value: { workloads: top.workloads, services: top.services, policies: top.policies, rootNamespace: top.rootNamespace, istioDocuments: [] },
-    warnings: [],
-  };
+  return readFastYaml(text, (contents): LocalConfigResult | null => {
+    if (!isMap(contents)) return null;
+    if (contents.items.some((p) => isScalar(p.key) && (p.key.value === 'apiVersion' || p.key.value === 'kind'))) return null;
+    const ctx = new Ctx(fileName, NO_LINE_COUNTER, false);
+    const top = sub(ctx, contents, '', 1, TOP_LEVEL);
+    if (!top || ctx.errors.length > 0 || ctx.warnings.length > 0) return null;
+    return {
+      ok: true,
+      value: { workloads: top.workloads, services: top.services, policies: top.policies, rootNamespace: top.rootNamespace, istioDocuments: [] },
+      warnings: [],
+    };
+  });
 }
 
 /** The full parser alone, without the fast path (for tests comparing the two). */
