@@ -9,8 +9,17 @@ export interface Identity {
 
 const PREFIX = 'spiffe://';
 
+// Frozen identities (one per workload, state/workload-identity.ts) are formatted once: every
+// connection needs the URI for its pool key and metric labels (issue 7).
+const formatted = new WeakMap<Identity, string>();
+
 export function formatIdentity(id: Identity): string {
-  return `${PREFIX}${id.trustDomain}/ns/${id.namespace}/sa/${id.serviceAccount}`;
+  let uri = formatted.get(id);
+  if (uri === undefined) {
+    uri = `${PREFIX}${id.trustDomain}/ns/${id.namespace}/sa/${id.serviceAccount}`;
+    if (Object.isFrozen(id)) formatted.set(id, uri);
+  }
+  return uri;
 }
 
 /** Parses a SPIFFE URI; exactly 4 path segments `ns/<ns>/sa/<sa>` after the trust domain. */

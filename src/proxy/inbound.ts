@@ -3,7 +3,7 @@
 import type { ServerHttp2Stream } from 'node:http2';
 import { ZtunnelError, asZtunnelError } from '../core/errors.js';
 import type { SocketAddr } from '../core/net.js';
-import { buildBaggage, parseBaggage, parseForwardedHost } from '../hbone/headers.js';
+import { parseBaggage, parseForwardedHost } from '../hbone/headers.js';
 import { respondError, type InboundConnect } from '../hbone/server.js';
 import { evaluate } from '../policy/evaluate.js';
 import type { KeepaliveOptions, SocketFactory } from '../platform/socket-factory.js';
@@ -17,7 +17,7 @@ import type { AuthorizationInput, ConnectionManager } from './connection-manager
 import { buildInboundContext, type InboundOptions } from './inbound-context.js';
 import { connectUpstream } from './upstream.js';
 import { relay } from './relay.js';
-import { peerInfo, peerInfoFromBaggage, serviceInfo } from './telemetry-view.js';
+import { peerInfo, peerInfoFromBaggage, serviceInfo, workloadBaggage } from './telemetry-view.js';
 
 export interface InboundHboneOptions extends InboundOptions {
   readonly enableResponseBaggage: boolean;
@@ -150,7 +150,7 @@ export class InboundHboneProxy {
       }
       stream.respond({
         ':status': 200,
-        ...(opts.enableResponseBaggage ? { baggage: destinationBaggage(ctx.destination) } : {}),
+        ...(opts.enableResponseBaggage ? { baggage: workloadBaggage(ctx.destination) } : {}),
       });
       await relay(stream, upstream, {
         signal: abort.signal,
@@ -181,19 +181,6 @@ export function logDecision(log: Logger | undefined, infoLevel: boolean, decisio
 
 function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
-}
-
-function destinationBaggage(w: Workload): string {
-  return buildBaggage({
-    clusterId: w.clusterId,
-    namespace: w.namespace,
-    workloadType: w.workloadType,
-    workloadName: w.workloadName,
-    canonicalName: w.canonicalName,
-    canonicalRevision: w.canonicalRevision,
-    region: w.locality?.region ?? '',
-    zone: w.locality?.zone ?? '',
-  });
 }
 
 export type { ServerHttp2Stream };

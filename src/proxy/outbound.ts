@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { ZtunnelError, asZtunnelError } from '../core/errors.js';
 import { canonicalIp, type SocketAddr } from '../core/net.js';
 import type { HbonePool } from '../hbone/client-pool.js';
-import { buildBaggage, buildForwarded } from '../hbone/headers.js';
+import { buildForwarded } from '../hbone/headers.js';
 import type { KeepaliveOptions, SocketFactory } from '../platform/socket-factory.js';
 import type { Workload } from '../state/model.js';
 import type { StateView } from '../state/view.js';
@@ -16,7 +16,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { ConnectionManager } from './connection-manager.js';
 import { relay } from './relay.js';
 import { buildRoute, type Route } from './route.js';
-import { peerInfo, serviceInfo } from './telemetry-view.js';
+import { peerInfo, serviceInfo, workloadBaggage } from './telemetry-view.js';
 
 export interface OutboundOptions {
   readonly network: string;
@@ -113,16 +113,7 @@ export class OutboundProxy {
       let upstream: Socket | import('node:http2').ClientHttp2Stream;
       if (route.kind === 'hbone') {
         const headers: Record<string, string> = {
-          baggage: buildBaggage({
-            clusterId: source.clusterId,
-            namespace: source.namespace,
-            workloadType: source.workloadType,
-            workloadName: source.workloadName,
-            canonicalName: source.canonicalName,
-            canonicalRevision: source.canonicalRevision,
-            region: source.locality?.region ?? '',
-            zone: source.locality?.zone ?? '',
-          }),
+          baggage: workloadBaggage(source),
           forwarded: buildForwarded(srcAddr, service?.hostname),
           traceparent: newTraceparent(),
         };

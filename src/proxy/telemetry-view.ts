@@ -1,5 +1,6 @@
 // Converts state values into the plain descriptions telemetry records (telemetry.md §3).
 import type { Identity } from '../core/spiffe.js';
+import { buildBaggage } from '../hbone/headers.js';
 import type { Service, Workload } from '../state/model.js';
 import type { PeerInfo, ServiceInfo } from '../telemetry/connection-record.js';
 
@@ -51,4 +52,25 @@ export function serviceInfo(s: Service): ServiceInfo {
   let info = services.get(s);
   if (!info) services.set(s, (info = { hostname: s.hostname, name: s.name, namespace: s.namespace }));
   return info;
+}
+
+// The baggage header a workload sends (hbone.md §3), built once per workload value (issue 7).
+const baggages = new WeakMap<Workload, string>();
+
+export function workloadBaggage(w: Workload): string {
+  let b = baggages.get(w);
+  if (b === undefined) {
+    b = buildBaggage({
+      clusterId: w.clusterId,
+      namespace: w.namespace,
+      workloadType: w.workloadType,
+      workloadName: w.workloadName,
+      canonicalName: w.canonicalName,
+      canonicalRevision: w.canonicalRevision,
+      region: w.locality?.region ?? '',
+      zone: w.locality?.zone ?? '',
+    });
+    baggages.set(w, b);
+  }
+  return b;
 }
