@@ -22,7 +22,7 @@ const ALL_MEASUREMENTS = ['bulk', 'latency', 'connrate', 'idle', 'config', 'poli
 type Measurement = (typeof ALL_MEASUREMENTS)[number];
 
 const HELP = `usage: npm run bench -- [options]
-  --quick              short run (< 2 min): 1 repetition, 2 s windows, 20k round trips, 1,000 idle connections
+  --quick              short run (< 2 min): 1 repetition, 2 s windows, 20k round trips (7 s bound), 500 idle connections
   --scenarios s1,s2,.. scenarios to run (default all: s1 direct, s2 TLS pipe, s2h HTTP/2 CONNECT pipe,
                        s3 ztunnel-ts, s4 netns)
   --only bulk,latency,connrate,idle,config,policy   measurements to run (default all)
@@ -32,7 +32,8 @@ const HELP = `usage: npm run bench -- [options]
   --profile-dir DIR    run the proxies with --cpu-prof, profiles written to DIR on exit
   --daemon-node-flags "F"  Node flags of the ztunnel-ts daemons (default: the deployed ones, "${DAEMON_NODE_FLAGS.join(' ')}")
   --out DIR            where result files go (default bench/results)
-  --no-save            do not write result files`;
+  --no-save            do not write result files
+  --fail-on-error      exit 2 when a selected scenario or measurement failed (CI smoke run)`;
 
 interface Settings {
   quick: boolean;
@@ -54,6 +55,7 @@ interface Settings {
   measurements: Measurement[];
   profileDir: string | null;
   daemonNodeFlags: string[];
+  failOnError: boolean;
   outDir: string;
   save: boolean;
 }
@@ -68,7 +70,7 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags']);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error']);
   const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -97,11 +99,11 @@ function parseArgs(argv: string[]): Settings {
     bulkDurationMs: quick ? 2000 : 5000,
     pingWarmupRoundTrips: quick ? 500 : 2000,
     pingRoundTrips: 20_000,
-    pingMaxDurationMs: quick ? 12_000 : 20_000,
+    pingMaxDurationMs: quick ? 7_000 : 20_000,
     connConcurrency: 32,
     connWarmupMs: quick ? 500 : 1000,
     connDurationMs: quick ? 2000 : 5000,
-    idleConnections: num('--idle', quick ? 1000 : 5000),
+    idleConnections: num('--idle', quick ? 500 : 5000),
     settleMs: quick ? 1000 : 2000,
     // V8 gives back the young generation it grew during start-up only once its memory reducer has
     // seen the process idle for a while (measured: ~81 MB at 3 and 10 s, ~71 MB from 20 s on), so a
@@ -118,6 +120,7 @@ function parseArgs(argv: string[]): Settings {
     daemonNodeFlags: (val('--daemon-node-flags') ?? DAEMON_NODE_FLAGS.join(' ')).split(' ').filter(Boolean),
     outDir: path.resolve(val('--out') ?? path.join(REPO_ROOT, 'bench', 'results')),
     save: !has('--no-save'),
+    failOnError: has('--fail-on-error'),
   };
 }
 
@@ -191,7 +194,7 @@ function summarizeConnRate(concurrency: number, reps: ConnRateRep[]): NonNullabl
   return { concurrency, reps, perSec: median(reps.map((r) => r.perSec)), cpuUsPerConnection: cpu };
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const settings = parseArgs(process.argv.slice(2));
   installExitHandlers();
   const t0 = Date.now();
@@ -379,10 +382,20 @@ async function main(): Promise<void> {
     writeFileSync(path.join(settings.outDir, 'latest.json'), json);
     console.log(`\nresults: ${path.relative(process.cwd(), file)} (and latest.json)`);
   }
+  if (settings.failOnError) {
+    // Skipped (not root, no netns bed) is not a failure; a scenario that failed or any error is.
+    const failed = Object.values(scenarios).filter((r) => r.status === 'failed' || r.errors.length > 0);
+    const other = [configApply, policyDecision].filter((r) => r !== null && typeof r === 'object' && 'error' in r && r.error);
+    if (failed.length || other.length) {
+      console.error(`bench: --fail-on-error: ${[...failed.map((r) => `${r.id} ${r.status === 'failed' ? 'failed' : r.errors[0]?.split('\n')[0]}`), ...other.map(() => 'config apply / policy benchmark failed')].join('; ')}`);
+      return 2;
+    }
+  }
+  return 0;
 }
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (e: unknown) => {
     console.error(`bench: ${errMsg(e)}`);
     process.exit(1);
