@@ -60,6 +60,8 @@ export function describeAllowedBy(d: { deciding?: { key: string; ruleIndex: numb
   return d.deciding ? `${d.deciding.key} rule[${d.deciding.ruleIndex}]` : 'no allow policies';
 }
 
+function ignoreError(): void {}
+
 export class InboundHboneProxy {
   constructor(private readonly deps: InboundDeps, private readonly opts: InboundHboneOptions) {}
 
@@ -67,7 +69,8 @@ export class InboundHboneProxy {
   async handle(req: InboundConnect): Promise<void> {
     const { deps, opts } = this;
     const stream = req.stream;
-    stream.on('error', () => {}); // surfaced via relay results
+    // Surfaced via relay results; the HBONE server already added its own no-op listener (issue 7).
+    if (stream.listenerCount('error') === 0) stream.on('error', ignoreError);
     const forwardedHost = parseForwardedHost(first(req.headers['forwarded']));
     // Only a redirected outer connection (transparent network policies) has an original
     // destination other than the listener's own address (capture.md §3, hbone.md "Beyond").

@@ -54,6 +54,8 @@ function newTraceparent(): string {
   return `00-${RANDOM_POOL.toString('hex', o, o + 16)}-${RANDOM_POOL.toString('hex', o + 16, o + 24)}-00`;
 }
 
+function ignoreError(): void {}
+
 export class OutboundProxy {
   private readonly random: () => number;
   constructor(private readonly deps: OutboundDeps, private readonly opts: OutboundOptions) {
@@ -63,7 +65,9 @@ export class OutboundProxy {
   /** Carries `downstream` to `dst`. Never rejects; failures close the downstream socket. */
   async handle(downstream: Socket, dst: SocketAddr): Promise<void> {
     const { deps, opts } = this;
-    downstream.on('error', () => {}); // errors surface through relay / connect results
+    // Errors surface through relay / connect results; one no-op listener is enough (the listener
+    // may already be there from the accepting side: one per socket, issue 7).
+    if (downstream.listenerCount('error') === 0) downstream.on('error', ignoreError);
     const srcAddr: SocketAddr = { ip: canonicalIp(downstream.remoteAddress ?? '') ?? '0.0.0.0', port: downstream.remotePort ?? 0 };
     const source = deps.localWorkload();
     if (!source) {

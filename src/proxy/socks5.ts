@@ -20,7 +20,7 @@ export class Socks5Handler {
   constructor(private readonly deps: Socks5Deps) {}
 
   async handle(socket: Socket): Promise<void> {
-    socket.on('error', () => {});
+    if (socket.listenerCount('error') === 0) socket.on('error', ignoreError);
     const src: SocketAddr = { ip: canonicalIp(socket.remoteAddress ?? '') ?? '0.0.0.0', port: socket.remotePort ?? 0 };
     const fail = (message: string, dst: SocketAddr = { ip: '0.0.0.0', port: 0 }) => {
       logConnectionFailed(this.deps.logger, src, dst, 'outbound', new Error(`socks5: ${message}`));
@@ -42,7 +42,8 @@ export class Socks5Handler {
     // Success is answered before dialing: an upstream failure then closes the socket, as a
     // captured connection would see it (hbone.md §6 "Outbound failure before the tunnel is up").
     socket.write(reply(SOCKS_REPLY.succeeded));
-    await this.deps.outbound.handle(socket, { ip, port: target.port });
+    // Returned, not awaited: this frame is not kept alive for the connection's lifetime (issue 7).
+    return this.deps.outbound.handle(socket, { ip, port: target.port });
   }
 
   private negotiate(socket: Socket): Promise<SocksTarget> {
@@ -88,6 +89,9 @@ export class Socks5Handler {
     });
   }
 }
+
+/** Errors surface through the handshake, the relay and the connect results. */
+function ignoreError(): void {}
 
 async function defaultResolve(host: string): Promise<string> {
   const r = await lookup(host);

@@ -56,6 +56,8 @@ interface Bound {
   readonly queue: Socket[];
 }
 
+function ignoreError(): void {}
+
 export class WorkloadProxy {
   readonly conns = new ConnectionManager();
   readonly pool: HbonePool;
@@ -164,7 +166,7 @@ export class WorkloadProxy {
   }
 
   private dispatch(b: Bound, s: Socket): void {
-    s.on('error', () => {});
+    s.on('error', ignoreError); // each handler surfaces errors its own way
     if (this.closing) {
       s.destroy();
       return;

@@ -162,15 +162,17 @@ export class ConnectionRecorder {
 
   constructor(private readonly logger: Logger, private readonly metrics?: TrafficMetricsSink) {}
 
-  start(description: ConnectionDescription, onDone: (r: ConnectionRecord) => void = () => {}): ConnectionRecord {
-    const record = new ConnectionRecord(description, this.logger, this.metrics, (r) => {
-      this.open.delete(r);
-      if (this.open.size === 0) for (const w of this.idleWaiters.splice(0)) w();
-      onDone(r);
-    });
+  start(description: ConnectionDescription): ConnectionRecord {
+    const record = new ConnectionRecord(description, this.logger, this.metrics, this.finished);
     this.open.add(record);
     return record;
   }
+
+  /** One callback for every record (not a closure per connection, issue 7). */
+  private readonly finished = (r: ConnectionRecord): void => {
+    this.open.delete(r);
+    if (this.open.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  };
 
   /** Records started and not yet finished. */
   get openCount(): number {
