@@ -5,11 +5,12 @@
 //
 // The control-plane transport helpers below (token, root CA, target, credentials, metadata) are
 // shared with the xDS client (src/xds/ads-client.ts), which may import identity/ (DESIGN.md §2).
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash, generateKeyPair } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import {
   credentials, loadPackageDefinition, Metadata, status as GrpcStatus, type ChannelCredentials, type Client,
   type ServiceError,
@@ -21,7 +22,9 @@ import type { Config } from '../config/config.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CaClient } from './ca-client.js';
-import { loadX509 } from './x509-crypto.js';
+import { buildCsr, encodeName, parseCertificate, pemCertificates, sanUriExtension, sanUris, signerFor, toPem } from './x509-builder.js';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
 
 export type IstioCaConfig = Pick<
   Config,
@@ -115,7 +118,6 @@ export function splitPemCertificates(text: string): string[] {
 // ---------------------------------------------------------------------------------------------
 
 const CREATE_CERTIFICATE_TIMEOUT_MS = 10_000;
-const EC_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 interface CreateCertificateResponse {
   cert_chain?: string[];
@@ -187,21 +189,17 @@ export class IstioCaClient implements CaClient {
   async #fetch(id: Identity): Promise<WorkloadCertificate> {
     const cfg = this.#config;
     if (!cfg.caAddress) throw new ZtunnelError('IDENTITY_UNAVAILABLE', 'CA_ADDRESS is not set');
-    const { x509 } = await loadX509();
     const uri = formatIdentity(id);
 
-    // CSR per xds.md §7: P-256 key, SHA-256, empty subject, one critical URI SAN.
-    const keys = (await webcrypto.subtle.generateKey(EC_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-      keys,
-      signingAlgorithm: EC_ALGORITHM,
-      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }], true)],
-    });
-    const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-    const spki = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey));
+    // CSR per xds.md §7: P-256 key, ecdsa-with-SHA256, empty subject, one critical URI SAN
+    // (in the PKCS#10 extensionRequest attribute).
+    const { privateKey, publicKey } = await generateKeyPairAsync('ec', { namedCurve: 'prime256v1' });
+    const csr = buildCsr(encodeName([]), signerFor(privateKey), [sanUriExtension(uri, true)]);
+    const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const spki = publicKey.export({ type: 'spki', format: 'der' });
 
     const request: Record<string, unknown> = {
-      csr: csr.toString('pem'),
+      csr: toPem(csr, 'CERTIFICATE REQUEST'),
       validity_duration: String(Math.max(1, Math.round(cfg.secretTtlMs / 1000))),
     };
     // Shared mode asks istiod to impersonate the workload (ztunnel's own token authenticates).
@@ -229,9 +227,13 @@ export class IstioCaClient implements CaClient {
     const intermediates = [...leafBlocks.slice(1), ...chain.slice(1, -1).flatMap(splitPemCertificates)];
     const rootsPem = chain.length > 1 ? splitPemCertificates(chain[chain.length - 1]!) : [];
 
-    const leaf = new x509.X509Certificate(leafPem);
-    const san = leaf.getExtension(x509.SubjectAlternativeNameExtension);
-    const leafUris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value);
+    let leaf: ReturnType<typeof parseCertificate>;
+    try {
+      leaf = parseCertificate(pemCertificates(leafPem)[0]!);
+    } catch (e) {
+      throw new ZtunnelError('IDENTITY_UNAVAILABLE', `CA returned an unreadable certificate for ${uri}: ${(e as Error).message}`, { cause: e });
+    }
+    const leafUris = sanUris(leaf);
     const leafId = leafUris.map(parseIdentity).find((x): x is Identity => x !== null);
     if (!leafId || !identityEquals(leafId, id)) {
       throw new ZtunnelError(
@@ -239,7 +241,7 @@ export class IstioCaClient implements CaClient {
         `CA returned a certificate for ${leafUris.join(',') || 'no URI SAN'}, expected ${uri}`,
       );
     }
-    if (!Buffer.from(leaf.publicKey.rawData).equals(spki)) {
+    if (!leaf.publicKey.equals(spki)) {
       throw new ZtunnelError('IDENTITY_UNAVAILABLE', `CA returned a certificate for another key (${uri})`);
     }
 
@@ -250,7 +252,7 @@ export class IstioCaClient implements CaClient {
       rootsPem,
       notBefore: leaf.notBefore,
       notAfter: leaf.notAfter,
-      serialNumber: leaf.serialNumber,
+      serialNumber: leaf.serialHex,
     };
   }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { isZtunnelError } from '../core/errors.js';
 import { formatIdentity } from '../core/spiffe.js';
 import { CLOCK_SKEW_MS, LocalCa } from './local-ca.js';
-import { loadX509 } from './x509-crypto.js';
+import { loadX509 } from '../../test/helpers/x509.js';
 import {
   createIntermediateCa, createRootCa, issueLeaf, testId, writeAuthorityFiles,
 } from '../../test/helpers/certs.js';

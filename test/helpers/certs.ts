@@ -9,7 +9,7 @@ import type * as X509 from '@peculiar/x509';
 import { parseIdentity, type Identity } from '../../src/core/spiffe.js';
 import type { WorkloadCertificate } from '../../src/tls/certificate.js';
 import { LocalCa, type IssueOptions } from '../../src/identity/local-ca.js';
-import { loadX509, type X509Module } from '../../src/identity/x509-crypto.js';
+import { loadX509, type X509Module } from './x509.js';
 
 /** spiffe://<td>/ns/<ns>/sa/<sa> as an Identity; defaults cluster.local / default. */
 export function testId(serviceAccount = 'default', namespace = 'default', trustDomain = 'cluster.local'): Identity {

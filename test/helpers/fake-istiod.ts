@@ -15,7 +15,7 @@ import {
   type sendUnaryData, type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { loadX509, type X509Module } from '../../src/identity/x509-crypto.js';
+import { loadX509, type X509Module } from './x509.js';
 import {
   ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, encodeMessage, loadXdsProto, protoDir,
 } from '../../src/xds/xds-proto.js';

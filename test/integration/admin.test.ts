@@ -393,5 +393,5 @@ t.test('POST /quitquitquit drains: a live connection is closed at the deadline a
   t.equal(records[0]?.['error'], 'connection closed at the drain deadline');
   t.equal(records[0]?.['bytes_sent'], 100);
   const order = a.logs.map((l) => l.msg);
-  t.ok(order.indexOf('draining') < order.lastIndexOf('connection complete') && order.lastIndexOf('connection complete') < order.indexOf('shutdown complete'), 'drain → record → shutdown complete');
+  t.ok(order.indexOf('draining') < order.lastIndexOf('connection complete') && order.lastIndexOf('connection complete') < order.indexOf('shutdown complete'), 'drain → record → shutdown complete', { order });
 });

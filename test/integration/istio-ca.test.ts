@@ -9,7 +9,7 @@ import { connect, createServer, type TLSSocket } from 'node:tls';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import t, { type Test } from 'tap';
 import { IstioCaClient, type IstioCaConfig } from '../../src/identity/istio-ca-client.js';
-import { loadX509 } from '../../src/identity/x509-crypto.js';
+import { loadX509 } from '../helpers/x509.js';
 import { formatIdentity, type Identity } from '../../src/core/spiffe.js';
 import { ZtunnelError } from '../../src/core/errors.js';
 import type { WorkloadCertificate } from '../../src/tls/certificate.js';

@@ -12,7 +12,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import t from 'tap';
-import { loadX509 } from '../../src/identity/x509-crypto.js';
+import { loadX509 } from '../helpers/x509.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../src/xds/xds-proto.js';
 import { Daemon, MAIN_JS, randomLoopback, startDaemon, tempDir, writeTemp } from '../helpers/daemon.js';
 import { FakeIstiod, type RecordedCaRequest } from '../helpers/fake-istiod.js';
