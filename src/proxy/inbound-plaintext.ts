@@ -12,7 +12,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { AuthorizationInput, ConnectionManager } from './connection-manager.js';
 import { authorize, describeAllowedBy, logDecision } from './inbound.js';
 import { relay } from './relay.js';
-import { connectUpstream } from './upstream.js';
+import { connectUpstream, upstreamRequest } from './upstream.js';
 import { peerInfo, serviceInfo } from './telemetry-view.js';
 
 export interface InboundPlaintextOptions {
@@ -86,21 +86,11 @@ export class InboundPlaintextProxy {
         return;
       }
       record.allowedBy = describeAllowedBy(decision);
-      const upstream = await connectUpstream(deps.sockets, {
-        ctx: { upstream: dst, ...(destination.applicationTunnel ? { applicationTunnel: destination.applicationTunnel } : {}) },
-        client,
-        clientIdentity: null,
-        spoofSource: opts.spoofSource,
-        localhostAppTunnel: opts.localhostAppTunnel,
-        ...(opts.mark !== undefined ? { mark: opts.mark } : {}),
-        ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
-        timeoutMs: opts.connectTimeoutMs,
-        signal: abort.signal,
-        logger: deps.logger,
-      });
+      const ctx = { upstream: dst, ...(destination.applicationTunnel ? { applicationTunnel: destination.applicationTunnel } : {}) };
+      const upstream = await connectUpstream(deps.sockets, upstreamRequest(opts, { ctx, client, clientIdentity: null, logger: deps.logger }, abort.signal));
       await relay(downstream, upstream, {
         signal: abort.signal,
-        onBytes: (dir, n) => (dir === 'aToB' ? record.addClientToServer(n) : record.addServerToClient(n)),
+        counter: record,
       });
       if (abort.signal.aborted) failure = abort.signal.reason;
     } catch (e) {

@@ -15,7 +15,7 @@ import { logConnectionFailed, type ConnectionDescription, type ConnectionRecorde
 import type { Logger } from '../telemetry/logger.js';
 import type { AuthorizationInput, ConnectionManager } from './connection-manager.js';
 import { buildInboundContext, type InboundOptions } from './inbound-context.js';
-import { connectUpstream } from './upstream.js';
+import { connectUpstream, upstreamRequest } from './upstream.js';
 import { relay } from './relay.js';
 import { peerInfo, peerInfoFromBaggage, serviceInfo, workloadBaggage } from './telemetry-view.js';
 
@@ -128,18 +128,10 @@ export class InboundHboneProxy {
       record.allowedBy = describeAllowedBy(decision);
       let upstream;
       try {
-        upstream = await connectUpstream(deps.sockets, {
-          ctx,
-          client: req.remoteAddr,
-          clientIdentity: req.peerIdentity,
-          spoofSource: opts.spoofSource,
-          localhostAppTunnel: opts.localhostAppTunnel,
-          ...(opts.mark !== undefined ? { mark: opts.mark } : {}),
-          ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
-          timeoutMs: opts.connectTimeoutMs,
-          signal: abort.signal,
-          logger: deps.logger,
-        });
+        upstream = await connectUpstream(
+          deps.sockets,
+          upstreamRequest(opts, { ctx, client: req.remoteAddr, clientIdentity: req.peerIdentity, logger: deps.logger }, abort.signal),
+        );
       } catch (e) {
         failure = abort.signal.aborted ? abort.signal.reason : asZtunnelError(e, 'UPSTREAM_CONNECT');
         respondError(stream, 503);
@@ -157,7 +149,7 @@ export class InboundHboneProxy {
       });
       await relay(stream, upstream, {
         signal: abort.signal,
-        onBytes: (dir, n) => (dir === 'aToB' ? record.addClientToServer(n) : record.addServerToClient(n)),
+        counter: record,
       });
       if (abort.signal.aborted) failure = abort.signal.reason;
     } catch (e) {

@@ -142,7 +142,7 @@ export class OutboundProxy {
       }
       const result = await relay(downstream, upstream, {
         signal: abort.signal,
-        onBytes: (dir, n) => (dir === 'aToB' ? record.addClientToServer(n) : record.addServerToClient(n)),
+        counter: record,
       });
       // ECONNRESET/EPIPE during copy are a normal close (hbone.md §6); only our own aborts
       // (policy change, drain deadline) are failures.

@@ -16,7 +16,7 @@ interface Harness {
   server: net.Socket;
   /** Results of every relay in the chain (1 for tcp, 2 for h2), client side first. */
   results: Promise<RelayResult[]>;
-  /** Summed onBytes callbacks of the client-side relay. */
+  /** Bytes the client-side relay reported to its counter. */
   counted: { aToB: number; bToA: number };
   abort(reason?: Error): void;
   cleanup(): Promise<void>;
@@ -42,7 +42,7 @@ function once<T>(emitter: NodeJS.EventEmitter, event: string): Promise<T> {
 async function harness(kind: 'tcp' | 'h2'): Promise<Harness> {
   const abort = new AbortController();
   const counted = { aToB: 0, bToA: 0 };
-  const onBytes = (d: 'aToB' | 'bToA', n: number) => { counted[d] += n; };
+  const counter = { addClientToServer: (n: number) => { counted.aToB += n; }, addServerToClient: (n: number) => { counted.bToA += n; } };
   const app = await listen((s) => s.on('error', () => {}));
   const appServerSock = once<net.Socket>(app, 'connection');
   const results: Promise<RelayResult>[] = [];
@@ -57,7 +57,7 @@ async function harness(kind: 'tcp' | 'h2'): Promise<Harness> {
     const client = await dial(portOf(front));
     const p1 = await accepted;
     const p2 = await dial(portOf(app));
-    results.push(relay(p1, p2, { signal: abort.signal, onBytes }));
+    results.push(relay(p1, p2, { signal: abort.signal, counter }));
     const server = await appServerSock;
     return {
       client, server, counted,
@@ -86,7 +86,7 @@ async function harness(kind: 'tcp' | 'h2'): Promise<Harness> {
   const stream = session.request({ ':method': 'CONNECT', ':authority': `127.0.0.1:${portOf(app)}` });
   stream.on('error', () => {});
   await once(stream, 'response');
-  results.push(relay(p1, stream, { signal: abort.signal, onBytes }));
+  results.push(relay(p1, stream, { signal: abort.signal, counter }));
   results.push(serverSideDone);
   const server = await appServerSock;
   closers.push(() => { session.destroy(); h2srv.close(); });
@@ -173,7 +173,7 @@ for (const kind of ['tcp', 'h2'] as const) {
     t.equal(c.ending, 'end');
     const [r] = await h.results;
     t.match(r, { aToB: 1, bToA: 1, reset: false });
-    t.same(h.counted, { aToB: 1, bToA: 1 }, 'onBytes counted the copied bytes');
+    t.same(h.counted, { aToB: 1, bToA: 1 }, 'the counter was told of the copied bytes');
   });
 
   t.test(`${via}: 64 MiB each way arrive byte-exact (sha256) while both directions run at once`, async (t) => {

@@ -44,8 +44,16 @@ export type RelayDirection = 'aToB' | 'bToA';
 export interface RelayOptions {
   /** Aborting destroys both ends (drain deadline, policy revoked). */
   readonly signal?: AbortSignal;
-  /** Called with every chunk handed to the other end (bytes counted where copied). */
-  readonly onBytes?: (dir: RelayDirection, n: number) => void;
+  /**
+   * Told of every chunk handed to the other end (bytes counted where copied). `a` is the client
+   * side in every caller, so a → b bytes are client → server (a ConnectionRecord fits as is).
+   */
+  readonly counter?: ByteCounter;
+}
+
+export interface ByteCounter {
+  addClientToServer(n: number): void;
+  addServerToClient(n: number): void;
 }
 
 export interface RelayResult {
@@ -81,7 +89,7 @@ class Relay {
     a: RelayEnd,
     b: RelayEnd,
     readonly signal: AbortSignal | undefined,
-    readonly onBytes: RelayOptions['onBytes'],
+    readonly counter: ByteCounter | undefined,
     readonly resolve: (r: RelayResult) => void,
   ) {
     const A = new End(a, 'aToB', this);
@@ -225,9 +233,13 @@ function onData(this: Emitter, chunk: Buffer): void {
   if (dst.s.destroyed || dst.s.writableEnded) return; // broken pipe: handled at dst 'close'
   const n = chunk.length;
   const r = src.relay;
-  if (src.dir === 'aToB') r.result.aToB += n;
-  else r.result.bToA += n;
-  r.onBytes?.(src.dir, n);
+  if (src.dir === 'aToB') {
+    r.result.aToB += n;
+    r.counter?.addClientToServer(n);
+  } else {
+    r.result.bToA += n;
+    r.counter?.addServerToClient(n);
+  }
   const ok = dst.s.write(chunk);
   if (!dst.corked) {
     // First chunk of a burst went out at once (latency); the rest of the burst is batched
@@ -298,7 +310,7 @@ function onAbort(r: Relay): void {
 
 export function relay(a: RelayEnd, b: RelayEnd, opts: RelayOptions = {}): Promise<RelayResult> {
   return new Promise<RelayResult>((resolve) => {
-    const r = new Relay(a, b, opts.signal, opts.onBytes, resolve);
+    const r = new Relay(a, b, opts.signal, opts.counter, resolve);
     for (const e of r.ends) {
       raiseHighWaterMarks(e.s, RELAY_HIGH_WATER_MARK);
       (e.s as Emitter)[kEnd] = e;

@@ -22,6 +22,32 @@ export interface UpstreamRequest {
   readonly logger: Logger;
 }
 
+/** The listener options every inbound handler dials the app with. */
+export interface UpstreamDialOptions {
+  readonly spoofSource: boolean;
+  readonly localhostAppTunnel: boolean;
+  readonly mark?: number;
+  readonly keepalive?: KeepaliveOptions;
+  readonly connectTimeoutMs: number;
+}
+
+/** An UpstreamRequest from a handler's options and the connection's own parts. */
+export function upstreamRequest(
+  opts: UpstreamDialOptions,
+  conn: Pick<UpstreamRequest, 'ctx' | 'client' | 'clientIdentity' | 'logger'>,
+  signal: AbortSignal,
+): UpstreamRequest {
+  return {
+    ...conn,
+    spoofSource: opts.spoofSource,
+    localhostAppTunnel: opts.localhostAppTunnel,
+    ...(opts.mark !== undefined ? { mark: opts.mark } : {}),
+    ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
+    timeoutMs: opts.connectTimeoutMs,
+    signal,
+  };
+}
+
 export async function connectUpstream(sockets: SocketFactory, r: UpstreamRequest): Promise<Socket> {
   const tunnel = r.ctx.applicationTunnel;
   const base = {
