@@ -1,4 +1,4 @@
-// Composition root (DESIGN.md §2): builds every component from the Config, hands each only what it
+// Composition root (docs/design.md §2): builds every component from the Config, hands each only what it
 // needs, wires readiness and drain. No logic of its own beyond ordering (ports-and-modes.md §4–§5).
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';

@@ -1,4 +1,4 @@
-// The one validated, frozen configuration (DESIGN.md §2). Built by config/load.ts from flags and
+// The one validated, frozen configuration (docs/design.md §2). Built by config/load.ts from flags and
 // environment (names in spec/config.md §5); defaults live in config/ only.
 
 export type ProxyMode = 'shared' | 'dedicated';

@@ -1,4 +1,4 @@
-// Flags + environment (+ ProxyConfig) → one validated, deeply frozen Config (DESIGN.md §2).
+// Flags + environment (+ ProxyConfig) → one validated, deeply frozen Config (docs/design.md §2).
 // Precedence: flag > env > ProxyConfig (mesh `defaultConfig`, then PROXY_CONFIG) > default.
 // Every problem is collected (not just the first) and each message names the flag and the env
 // var and quotes the bad value. Rules follow spec/config.md §4–§5, spec/ports-and-modes.md and

@@ -1,4 +1,4 @@
-// docs/errors.md and the catalogue stay equal (DESIGN.md §3): every code is documented with the
+// docs/errors.md and the catalogue stay equal (docs/design.md §3): every code is documented with the
 // HBONE status it answers with and its response flag, and the doc names no code that does not exist.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

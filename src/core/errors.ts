@@ -1,4 +1,4 @@
-// The one catalogue of failures (DESIGN.md §3). Each code fixes the HBONE status it answers with
+// The one catalogue of failures (docs/design.md §3). Each code fixes the HBONE status it answers with
 // (null: the stream or socket can only be closed/reset), the response flag used in metrics and
 // the access log (telemetry.md §3), and a message template. Code matches on `code`, never on text.
 // docs/errors.md lists every code; errors.test.ts keeps the two equal.

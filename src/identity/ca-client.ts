@@ -1,4 +1,4 @@
-// The port to a certificate authority (DESIGN.md §2): LocalCa (embedded default) and
+// The port to a certificate authority (docs/design.md §2): LocalCa (embedded default) and
 // IstioCaClient (istiod's IstioCertificateService) implement it.
 import type { Identity } from '../core/spiffe.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';

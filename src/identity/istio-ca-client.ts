@@ -4,7 +4,7 @@
 // into leaf / intermediates / roots and checks the leaf really is the requested identity.
 //
 // The control-plane transport helpers below (token, root CA, target, credentials, metadata) are
-// shared with the xDS client (src/xds/ads-client.ts), which may import identity/ (DESIGN.md §2).
+// shared with the xDS client (src/xds/ads-client.ts), which may import identity/ (docs/design.md §2).
 import { createHash, generateKeyPair } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';

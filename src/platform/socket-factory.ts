@@ -1,4 +1,4 @@
-// How the proxy creates sockets (DESIGN.md §2). The Linux implementation (over the native addon)
+// How the proxy creates sockets (docs/design.md §2). The Linux implementation (over the native addon)
 // can create sockets inside another network namespace and set marks / transparent options; the
 // plain implementation uses node:net only and serves dedicated mode and tests.
 import type { Server, Socket } from 'node:net';

@@ -1,4 +1,4 @@
-// The byte relay between two ends of a proxied connection (DESIGN.md §4, hbone.md §6). An end is
+// The byte relay between two ends of a proxied connection (docs/design.md §4, hbone.md §6). An end is
 // a TCP socket or an HTTP/2 CONNECT stream. Two independent directions, joined: the relay is
 // done when both ends have closed. No .pipe(), no for-await (both would end or destroy the
 // other side on their own terms).

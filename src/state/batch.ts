@@ -1,5 +1,5 @@
 // The one way config sources (local file, xDS) change state: a batch of upserts and removals per
-// resource type, applied synchronously as a unit (DESIGN.md §5). Keys follow xds.md §3.
+// resource type, applied synchronously as a unit (docs/design.md §5). Keys follow xds.md §3.
 import type { Authorization } from '../policy/model.js';
 import type { Service, Workload } from './model.js';
 

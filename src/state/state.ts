@@ -1,4 +1,4 @@
-// The workload / service / policy stores (DESIGN.md §5, xds.md §3 and §8). Private indexes behind
+// The workload / service / policy stores (docs/design.md §5, xds.md §3 and §8). Private indexes behind
 // lookup methods; updates arrive in batches that are validated first, applied synchronously, and
 // announced with ONE change event. No I/O.
 import type { Authorization } from '../policy/model.js';
@@ -25,7 +25,7 @@ export interface RejectedResource {
 
 export interface ApplyResult {
   readonly change: StateChange;
-  /** Resources left out of the batch; the rest of the batch was applied (DESIGN.md §5). */
+  /** Resources left out of the batch; the rest of the batch was applied (docs/design.md §5). */
   readonly rejected: readonly RejectedResource[];
 }
 

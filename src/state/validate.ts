@@ -1,4 +1,4 @@
-// Structural checks the stores rely on (DESIGN.md §5: "a bad resource rejects itself and nothing
+// Structural checks the stores rely on (docs/design.md §5: "a bad resource rejects itself and nothing
 // else"). Decoders (local file, xDS) validate their own input first; this is the store's last line:
 // it only checks what would corrupt an index or a lookup (keys, canonical IPs, port ranges, enums).
 import { canonicalIp, isPort } from '../core/net.js';

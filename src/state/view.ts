@@ -1,5 +1,5 @@
 // Read-only view of the state stores: what routing, inbound and admin need. Local, synchronous
-// lookups only (DESIGN.md §5). Implemented by state/state.ts.
+// lookups only (docs/design.md §5). Implemented by state/state.ts.
 import type { Authorization } from '../policy/model.js';
 import type { Endpoint, Service, Workload } from './model.js';
 

@@ -1,4 +1,4 @@
-// The record phase of every connection (DESIGN.md §1): one place moves the traffic metrics and
+// The record phase of every connection (docs/design.md §1): one place moves the traffic metrics and
 // writes the access log (telemetry.md §3–§4). Proxies describe peers with plain values so this
 // layer depends on core only.
 import { isZtunnelError, type ResponseFlag } from '../core/errors.js';

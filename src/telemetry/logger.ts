@@ -1,4 +1,4 @@
-// Logger: pino, one child per component (DESIGN.md §2). Output is JSON (LOG_FORMAT=json) or
+// Logger: pino, one child per component (docs/design.md §2). Output is JSON (LOG_FORMAT=json) or
 // pino's JSON as well for `plain` until a pretty printer is chosen; field names follow ztunnel's
 // access-log keys. Created in app.ts and passed down; nothing logs at import time.
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';

@@ -1,6 +1,6 @@
 // A workload certificate as the data path needs it. Produced by identity/ (local CA, Istio CA),
 // consumed by tls/ and hbone/ through CertificateProvider (the narrowest view: "certificate for
-// identity X", DESIGN.md §2).
+// identity X", docs/design.md §2).
 import type { Identity } from '../core/spiffe.js';
 
 export interface WorkloadCertificate {
