@@ -3,7 +3,10 @@
 # Stage 1 compiles the daemon (src/ only) and the native socket addon; stage 2 carries only the
 # production dependencies, the compiled daemon, the addon and the files it reads at run time
 # (proto/ for the gRPC messages, examples/ for the embedded default config).
-FROM node:20-bookworm AS build
+# Base images are pinned to an exact Node.js release (the one package.json's `node` dev dependency
+# brings); bump both together. User, signals and contents of the image: docs/image.md.
+# .dockerignore keeps the build context to what is COPYed below (no .ztunnel/ keys, no node_modules).
+FROM node:24.21.0-bookworm AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json tsconfig.json ./
@@ -20,7 +23,7 @@ RUN printf '{ "extends": "./tsconfig.json", "include": ["src/**/*.ts"], "exclude
  && npx tsc -p tsconfig.image.json \
  && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24.21.0-bookworm-slim
 # tini as PID 1: forwards SIGTERM/SIGINT to node (the kernel ignores signals a PID 1 has no
 # handler for, e.g. while ztunnel is still waiting for istiod at start) and reaps children.
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
@@ -32,7 +35,7 @@ COPY --from=build /src/proto /app/proto
 COPY --from=build /src/examples /app/examples
 # The working directory is / as in Istio's ztunnel image, so the relative defaults
 # ./var/run/secrets/istio/root-cert.pem, ./var/run/secrets/tokens/istio-token and
-# ./etc/istio/config/mesh resolve to the paths Istio mounts (spec/config.md §4-§5).
+# ./etc/istio/config/mesh resolve to the paths Istio mounts (docs/spec/config.md §4-§5).
 WORKDIR /
 # The local CA (embedded default, FAKE_CA) keeps its root here; unused with istiod's CA.
 RUN mkdir -p /var/lib/ztunnel-ts && chown 1337:1337 /var/lib/ztunnel-ts
