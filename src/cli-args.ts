@@ -1,17 +1,13 @@
-// The ztunnel command line: argv → command + flags, a --help text, or a usage error. Pure (no I/O).
-// Built on node:util parseArgs instead of yargs: yargs builds its help machinery (string-width,
-// cliui, y18n) at import, ~15 MB of RSS the idle daemon paid for nothing (issue 7). Messages keep
-// the yargs wording users and scripts already match ("Unknown argument: x", "Choices: ...").
-import { parseArgs } from 'node:util';
+// The ztunnel command line on yargs: argv → command + flags, a --help text, or a usage error. No
+// I/O: yargs reports into a callback (help text, failure message) instead of printing or exiting.
+// yargs is imported on first use, so only the command-line path loads it (issue 15: idle RSS).
+import type { Argv } from 'yargs';
 import { runFlags } from './config/options.js';
 
 export interface FlagSpec {
   /** Without the leading `--` (kebab-case); the camelCase spelling is accepted too. */
   readonly name: string;
-  /**
-   * true: needs a value (`--f v`, `--f=v`, `--f=` for ""). false (a boolean): bare `--f` is "",
-   * `--f=x` is "x", `--f true|false|""` takes that word, `--no-f` is "false".
-   */
+  /** true: needs a value (`--f v`, `--f=v`, `--f=` for ""). false: a boolean (`--f`, `--no-f`, `--f=false`). */
   readonly takesValue: boolean;
   readonly describe: string;
   /** --help section title; "Options:" when absent. */
@@ -33,14 +29,10 @@ export interface CommandSpec {
   readonly flags: readonly FlagSpec[];
 }
 
-export interface ProgramSpec {
-  readonly name: string;
-  readonly commands: readonly CommandSpec[];
-  /** The usage error when no command is named. */
-  readonly noCommand: string;
-}
-
-/** Flag values by kebab-case name; a flag given more than once keeps every value, in order. */
+/**
+ * Flag values by kebab-case name: text for flags that take a value ("" for `--f=`), "true" or
+ * "false" for booleans; a flag given more than once keeps every value, in order (load.ts refuses it).
+ */
 export type FlagValues = Readonly<Record<string, string | readonly string[]>>;
 
 export type ParsedCommandLine =
@@ -48,222 +40,169 @@ export type ParsedCommandLine =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'usage-error'; readonly message: string };
 
-/** The commands of ztunnel-ts. */
-export function ztunnelProgram(): ProgramSpec {
-  const run = runFlags();
-  return {
-    name: 'ztunnel',
-    noCommand: 'name a command: run or explain',
-    commands: [
-      { name: 'run', describe: 'run the ztunnel-ts daemon (options also read from the environment: see README)', flags: run },
-      {
-        // `proxy ztunnel` is how Istio's ztunnel DaemonSet starts its container: same as `run`.
-        name: 'proxy',
-        describe: 'same as run (how Istio starts the ztunnel container)',
-        hidden: true,
-        positionals: [{ name: 'component', choices: ['ztunnel'] }],
-        flags: run,
-      },
-      {
-        name: 'explain',
-        describe: 'would a connection be allowed, and why? (policy.md "Beyond the reference"; exit 0 allowed, 1 denied, 2 bad input)',
-        flags: [
-          { name: 'config', takesValue: true, describe: 'local config file (ztunnel form and/or Istio YAML)' },
-          { name: 'admin', takesValue: true, describe: 'admin URL of a running ztunnel, e.g. http://127.0.0.1:15000 (reads /config_dump)' },
-          { name: 'src-ip', takesValue: true, required: true, describe: 'source IP of the connection' },
-          { name: 'src-identity', takesValue: true, describe: 'peer identity spiffe://<td>/ns/<ns>/sa/<sa> (an HBONE client)' },
-          { name: 'plaintext', takesValue: false, describe: 'no peer identity (plaintext to 15006); the default without --src-identity' },
-          { name: 'dst', takesValue: true, required: true, describe: 'destination IP:PORT (workload IP and target port, or Service VIP and port)' },
-          { name: 'json', takesValue: false, describe: 'print one JSON document (docs/explain-json.md)' },
-        ],
-      },
-    ],
-  };
-}
-
-const isHelp = (a: string | undefined): boolean => a === '--help' || a === '-h';
-/** A word that is another option, not a value (`-` and negative numbers are values, as in yargs). */
-const looksLikeFlag = (a: string): boolean => a.startsWith('-') && a !== '-' && !/^-\d/.test(a);
-const camelCase = (flag: string): string => flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-const plural = (n: number, one: string, many: string): string => (n === 1 ? one : many);
-
-/** Parse `argv` (without node and script) against `program`; never throws. */
-export function parseCommandLine(argv: readonly string[], program: ProgramSpec = ztunnelProgram()): ParsedCommandLine {
-  const first = argv[0];
-  if (first === undefined) return { kind: 'usage-error', message: program.noCommand };
-  const byName = (n: string | undefined) => program.commands.find((c) => c.name === n);
-  if (isHelp(first) || first === 'help') {
-    const c = byName(argv[1]);
-    return { kind: 'help', text: formatHelp(program, c) };
-  }
-  const command = byName(first);
-  if (!command) {
-    if (!first.startsWith('-')) return { kind: 'usage-error', message: `Unknown argument: ${first}` };
-    return argv.some(isHelp) ? { kind: 'help', text: formatHelp(program) } : { kind: 'usage-error', message: program.noCommand };
-  }
-  return parseCommand(argv.slice(1), program, command);
-}
-
-function parseCommand(args: readonly string[], program: ProgramSpec, command: CommandSpec): ParsedCommandLine {
-  const spelling = new Map<string, FlagSpec>();
-  const parseOptions: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const f of command.flags) {
-    for (const s of [f.name, camelCase(f.name)]) {
-      spelling.set(s, f);
-      parseOptions[s] = { type: f.takesValue ? 'string' : 'boolean' };
-    }
-  }
-  // Not strict: unknown options come back as tokens so every one can be named in one message.
-  const { tokens } = parseArgs({ args: [...args], options: parseOptions, strict: false, allowPositionals: true, tokens: true });
-
-  const values = new Map<string, string[]>();
-  const set = (f: FlagSpec, v: string) => {
-    const list = values.get(f.name);
-    if (list) list.push(v);
-    else values.set(f.name, [v]);
-  };
-  let help = false;
-  const unknown: string[] = [];
-  const positionals: string[] = [];
-  const missingValue: string[] = [];
-  /**
-   * The flag just before, given without `=`: a boolean takes a following `true`, `false` or "";
-   * an unknown flag takes any following word (named alone in the error, as yargs did).
-   */
-  let open: { name: string; index: number; known: boolean } | undefined;
-  for (const tok of tokens) {
-    const before = open;
-    open = undefined;
-    if (tok.kind === 'option-terminator') continue;
-    if (tok.kind === 'positional') {
-      if (before && tok.index === before.index + 1 && !before.known) continue;
-      if (before && tok.index === before.index + 1 && (tok.value === 'true' || tok.value === 'false' || tok.value === '')) {
-        const list = values.get(before.name)!;
-        list[list.length - 1] = tok.value;
-      } else positionals.push(tok.value);
-      continue;
-    }
-    if (tok.name === 'help') {
-      help = true;
-      continue;
-    }
-    const f = spelling.get(tok.name);
-    if (f?.takesValue) {
-      // parseArgs takes the next word even when it is another flag; yargs (and users) do not.
-      if (tok.value === undefined || (!tok.inlineValue && looksLikeFlag(tok.value))) {
-        if (isHelp(tok.value)) help = true;
-        missingValue.push(f.name);
-      } else set(f, tok.value);
-    } else if (f) {
-      set(f, tok.value ?? '');
-      if (tok.value === undefined) open = { name: f.name, index: tok.index, known: true };
-    } else {
-      const negated = tok.name.startsWith('no-') ? spelling.get(tok.name.slice(3)) : undefined;
-      if (negated && !negated.takesValue && tok.value === undefined) set(negated, 'false');
-      else {
-        unknown.push(tok.name);
-        if (tok.value === undefined) open = { name: tok.name, index: tok.index, known: false };
-      }
-    }
-  }
-  // --help wins over every other problem once the command is known (as with yargs).
-  if (help) return { kind: 'help', text: formatHelp(program, command) };
-
-  const named: Record<string, string> = {};
-  const wanted = command.positionals ?? [];
-  for (const p of wanted) {
-    const v = positionals.shift();
-    if (v === undefined) {
-      return { kind: 'usage-error', message: `Not enough non-option arguments: got ${Object.keys(named).length}, need at least ${wanted.length}` };
-    }
-    if (!p.choices.includes(v)) {
-      const choices = p.choices.map((c) => JSON.stringify(c)).join(', ');
-      return { kind: 'usage-error', message: `Invalid values:\n  Argument: ${p.name}, Given: ${JSON.stringify(v)}, Choices: ${choices}` };
-    }
-    named[p.name] = v;
-  }
-  if (missingValue.length > 0) return { kind: 'usage-error', message: `Not enough arguments following: ${missingValue[0]}` };
-  const required = command.flags.filter((f) => f.required && !values.has(f.name)).map((f) => f.name);
-  if (required.length > 0) {
-    return { kind: 'usage-error', message: `Missing required ${plural(required.length, 'argument', 'arguments')}: ${required.join(', ')}` };
-  }
-  const extras = [...unknown, ...positionals];
-  if (extras.length > 0) return { kind: 'usage-error', message: `Unknown ${plural(extras.length, 'argument', 'arguments')}: ${extras.join(', ')}` };
-
-  const flags: Record<string, string | readonly string[]> = {};
-  for (const [name, list] of values) flags[name] = list.length === 1 ? list[0]! : list;
-  return { kind: 'command', command: command.name, positionals: named, flags };
-}
-
-// --- help --------------------------------------------------------------------------------------
-
+const PROGRAM = 'ztunnel';
+const NO_COMMAND = 'name a command: run or explain';
 const HELP_WIDTH = 100;
-/** Flag names longer than this get their description on the next line. */
-const MAX_LABEL = 36;
 
-/** The top-level help, or one command's. */
-export function formatHelp(program: ProgramSpec, command?: CommandSpec): string {
-  const helpRow: [string, string] = ['-h, --help', 'show help'];
-  if (!command) {
-    const visible = program.commands.filter((c) => !c.hidden);
-    return [
-      `Usage: ${program.name} <command> [options]`,
-      '',
-      'Commands:',
-      ...table(visible.map((c) => [`${program.name} ${c.name}`, c.describe])),
-      '',
-      'Options:',
-      ...table([helpRow]),
-      '',
-    ].join('\n');
-  }
-  const positionals = command.positionals ?? [];
-  const usage = [program.name, command.name, ...positionals.map((p) => `<${p.name}>`), '[options]'].join(' ');
-  const out = [`Usage: ${usage}`, '', ...wrap(command.describe, HELP_WIDTH), ''];
-  if (positionals.length > 0) {
-    out.push('Arguments:', ...table(positionals.map((p) => [`<${p.name}>`, `one of: ${p.choices.join(', ')}`])), '');
-  }
-  // One description column for the whole page, so the sections line up.
-  const groups = new Map<string, [string, string][]>();
-  for (const f of command.flags) {
-    const title = f.group ?? 'Options:';
-    const rows = groups.get(title) ?? [];
-    rows.push([f.takesValue ? `--${f.name} <value>` : `--${f.name}`, f.required ? `${f.describe} [required]` : f.describe]);
-    groups.set(title, rows);
-  }
-  const options = groups.get('Options:') ?? [];
-  groups.delete('Options:');
-  groups.set('Options:', [...options, helpRow]);
-  const all = [...groups.values()].flat();
-  for (const [title, rows] of groups) out.push(title, ...table(rows, all), '');
-  return out.join('\n');
+/** The commands of ztunnel-ts. */
+export function ztunnelCommands(): readonly CommandSpec[] {
+  const run = runFlags();
+  return [
+    { name: 'run', describe: 'run the ztunnel-ts daemon (options also read from the environment: see README)', flags: run },
+    {
+      // `proxy ztunnel` is how Istio's ztunnel DaemonSet starts its container: same as `run`.
+      name: 'proxy',
+      describe: 'same as run (how Istio starts the ztunnel container)',
+      hidden: true,
+      positionals: [{ name: 'component', choices: ['ztunnel'] }],
+      flags: run,
+    },
+    {
+      name: 'explain',
+      describe: 'would a connection be allowed, and why? (policy.md "Beyond the reference"; exit 0 allowed, 1 denied, 2 bad input)',
+      flags: [
+        { name: 'config', takesValue: true, describe: 'local config file (ztunnel form and/or Istio YAML)' },
+        { name: 'admin', takesValue: true, describe: 'admin URL of a running ztunnel, e.g. http://127.0.0.1:15000 (reads /config_dump)' },
+        { name: 'src-ip', takesValue: true, required: true, describe: 'source IP of the connection' },
+        { name: 'src-identity', takesValue: true, describe: 'peer identity spiffe://<td>/ns/<ns>/sa/<sa> (an HBONE client)' },
+        { name: 'plaintext', takesValue: false, describe: 'no peer identity (plaintext to 15006); the default without --src-identity' },
+        { name: 'dst', takesValue: true, required: true, describe: 'destination IP:PORT (workload IP and target port, or Service VIP and port)' },
+        { name: 'json', takesValue: false, describe: 'print one JSON document (docs/explain-json.md)' },
+      ],
+    },
+  ];
 }
+
+type Yargs = (args?: readonly string[]) => Argv;
+let loadingYargs: Promise<Yargs> | undefined;
+const loadYargs = (): Promise<Yargs> => (loadingYargs ??= import('yargs').then((m) => m.default as unknown as Yargs));
+
+/** Parse `argv` (without node and script); never throws. */
+export async function parseCommandLine(argv: readonly string[], commands: readonly CommandSpec[] = ztunnelCommands()): Promise<ParsedCommandLine> {
+  const yargs = await loadYargs();
+  const parser = yargs()
+    .scriptName(PROGRAM)
+    .usage(`Usage: $0 <command> [options]`)
+    .epilogue(`Each command lists its options: ${commands.filter((c) => !c.hidden).map((c) => `${PROGRAM} ${c.name} --help`).join(', ')}.`)
+    .demandCommand(1, NO_COMMAND)
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(HELP_WIDTH)
+    .exitProcess(false)
+    .parserConfiguration({ 'duplicate-arguments-array': true });
+  (parser as unknown as { usageConfiguration(c: Record<string, boolean>): void }).usageConfiguration({ 'hide-types': true });
+  for (const c of commands) {
+    const words = [c.name, ...(c.positionals ?? []).map((p) => `<${p.name}>`)].join(' ');
+    if (c.hidden) parser.command(words, false, (y) => commandBuilder(y, c));
+    else parser.command(words, c.describe, (y) => commandBuilder(y, c));
+  }
+
+  const outcome = await new Promise<{ error: string | undefined; args: Record<string, unknown>; help: string }>((resolve) => {
+    // The callback form keeps yargs from printing and from exiting.
+    void parser.parse([...argv], {}, (e: Error | undefined, args: Record<string, unknown>, output: string) => {
+      resolve({ error: e?.message, args, help: output });
+    });
+  });
+  if (outcome.error !== undefined) return { kind: 'usage-error', message: withHint(outcome.error, argv, commands) };
+  if (outcome.help !== '') return { kind: 'help', text: `${outcome.help}\n` };
+
+  const badBool = badBooleanValue(argv, commands);
+  if (badBool) return { kind: 'usage-error', message: badBool };
+  const args = outcome.args;
+  const [name, ...rest] = (args['_'] as unknown[]).map(String);
+  const command = commands.find((c) => c.name === name);
+  if (!command) return { kind: 'usage-error', message: name === undefined ? NO_COMMAND : `Unknown argument: ${name}` };
+  if (rest.length > 0) return { kind: 'usage-error', message: `Unknown ${rest.length === 1 ? 'argument' : 'arguments'}: ${rest.join(', ')}` };
+  const positionals: Record<string, string> = {};
+  for (const p of command.positionals ?? []) positionals[p.name] = String(args[p.name]);
+  const flags: Record<string, string | readonly string[]> = {};
+  for (const f of command.flags) {
+    const v = args[f.name];
+    if (v === undefined) continue;
+    const values = (Array.isArray(v) ? v : [v]).map(String);
+    // yargs reads `--no-x` as x=false for any flag; only booleans have that spelling.
+    if (f.takesValue && (Array.isArray(v) ? v : [v]).some((x) => typeof x === 'boolean')) {
+      return { kind: 'usage-error', message: `Unknown argument: no-${f.name}` };
+    }
+    flags[f.name] = values.length === 1 ? values[0]! : values;
+  }
+  return { kind: 'command', command: command.name, positionals, flags };
+}
+
+function commandBuilder(y: Argv, c: CommandSpec): Argv {
+  y.usage(`Usage: ${[PROGRAM, c.name, ...(c.positionals ?? []).map((p) => `<${p.name}>`), '[options]'].join(' ')}\n\n${c.describe}`);
+  for (const p of c.positionals ?? []) y.positional(p.name, { type: 'string', choices: [...p.choices], describe: `one of: ${p.choices.join(', ')}` });
+  for (const f of c.flags) {
+    y.option(f.name, {
+      type: f.takesValue ? 'string' : 'boolean',
+      // hide-types leaves the notes to the description: [env …; default …] and [required].
+      describe: f.required ? `${f.describe} [required]` : f.describe,
+      ...(f.required ? { demandOption: true } : {}),
+      ...(f.takesValue ? { requiresArg: true } : {}),
+      ...(f.group ? { group: f.group } : {}),
+    });
+  }
+  return y;
+}
+
+const camelCase = (flag: string): string => flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /**
- * Two columns, indented by 2; the description wrapped to HELP_WIDTH under its own column, as wide
- * as the longest label of `page` (up to MAX_LABEL).
+ * `--bool=word`: yargs reads any word but "true" as false; the user meant something else. (The
+ * word after a bare `--bool` is a positional unless it is true/false, and refused as such.)
  */
-function table(rows: readonly (readonly [string, string])[], page: readonly (readonly [string, string])[] = rows): string[] {
-  const labelWidth = Math.min(MAX_LABEL, Math.max(...page.map(([l]) => l.length)));
-  const indent = ' '.repeat(2 + labelWidth + 2);
-  const out: string[] = [];
-  for (const [label, text] of rows) {
-    const lines = wrap(text, HELP_WIDTH - indent.length);
-    if (label.length > labelWidth) out.push(`  ${label}`, ...lines.map((l) => indent + l));
-    else out.push(`  ${label.padEnd(labelWidth)}  ${lines[0] ?? ''}`, ...lines.slice(1).map((l) => indent + l));
+function badBooleanValue(argv: readonly string[], commands: readonly CommandSpec[]): string | undefined {
+  const command = commands.find((c) => c.name === argv[0]);
+  if (!command) return undefined;
+  for (const a of argv) {
+    if (a === '--') break;
+    const m = /^--([^=]+)=(.*)$/s.exec(a);
+    if (!m) continue;
+    const f = command.flags.find((x) => x.name === m[1] || camelCase(x.name) === m[1]);
+    if (f && !f.takesValue && m[2] !== 'true' && m[2] !== 'false') return `--${f.name}: ${JSON.stringify(m[2])} is not a boolean (use true or false)`;
   }
-  return out;
+  return undefined;
 }
 
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line === '' ? word : `${line} ${word}`;
+/** yargs' message, plus the closest known flag for an unknown one ("Did you mean --x?"). */
+function withHint(message: string, argv: readonly string[], commands: readonly CommandSpec[]): string {
+  const m = /^Unknown arguments?: (.*)$/.exec(message);
+  if (!m) return message;
+  // yargs names an unknown kebab-case flag twice (also in camelCase): once is enough.
+  const command = commands.find((c) => c.name === argv[0]);
+  const listed = m[1]!.split(', ');
+  const unknown = listed.filter((u) => !listed.some((o) => o !== u && camelCase(o) === u));
+  message = `Unknown ${unknown.length === 1 ? 'argument' : 'arguments'}: ${unknown.join(', ')}`;
+  const hints: string[] = [];
+  for (const u of unknown) {
+    if (!command || !argv.some((a) => a === `--${u}` || a.startsWith(`--${u}=`) || a === `-${u}`)) continue;
+    const best = closest(u, command.flags.map((f) => f.name));
+    if (best) hints.push(`--${best}`);
   }
-  if (line !== '') lines.push(line);
-  return lines;
+  return hints.length > 0 ? `${message}\nDid you mean ${hints.join(', ')}?` : message;
+}
+
+/** The known name nearest to `word` by edit distance, when it is near enough to be a typo. */
+export function closest(word: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const n of names) {
+    const d = editDistance(word.toLowerCase(), n);
+    if (d < bestDistance) [best, bestDistance] = [n, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }

@@ -1,4 +1,4 @@
-// The commands (cli-args.ts). `run` starts the daemon; every option is also read from the
+// The commands (cli-args.ts, on yargs). `run` starts the daemon; every option is also read from the
 // environment under Istio's names (config/options.ts). Unknown flags and bad values are rejected
 // before start; usage errors exit 2.
 import type { RunningApp } from './app.js';
@@ -36,7 +36,7 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
       outcome = { kind: 'exit', code: 1 };
     }
   };
-  const parsed = parseCommandLine(io.argv);
+  const parsed = await parseCommandLine(io.argv);
   if (parsed.kind === 'help') {
     io.stdout(parsed.text);
     return { kind: 'exit', code: 0 };

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { MAIN_JS, tempDir } from '../helpers/daemon.js';
+import { MAIN_JS, REPO_ROOT, tempDir } from '../helpers/daemon.js';
 
 function run(args: string[], env: Record<string, string> = {}) {
   const cwd = tempDir('zt-cli-');
@@ -67,4 +67,24 @@ t.test('explain refuses a boolean flag with a value other than true or false', a
   t.equal(r.code, 2);
   t.match(r.stderr, /^ztunnel: --plaintext: "maybe" is not a boolean \(use true or false\)$/m);
   t.equal(r.stdout, '');
+});
+
+t.test('a misspelt flag is refused with the closest known flag', async (t) => {
+  const r = run(['run', '--inbound-adress', '0.0.0.0:15008']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^ztunnel: Unknown argument: inbound-adress\nDid you mean --inbound-addr\?$/m);
+  t.notOk(existsSync(join(r.cwd, '.ztunnel')), 'the local CA was not created');
+});
+
+t.test('the top-level help says where the options are', async (t) => {
+  const r = run(['--help']);
+  t.equal(r.code, 0);
+  t.match(r.stdout.replace(/\s+/g, ' '), 'Each command lists its options: ztunnel run --help, ztunnel explain --help.');
+});
+
+t.test('`npx ztunnel` runs the package bin from a built checkout', async (t) => {
+  // npx finds the package's own bin (package.json "bin") in its root directory.
+  const r = spawnSync('npx', ['--no-install', 'ztunnel', 'run', '--help'], { cwd: REPO_ROOT, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root' }, encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^Usage: ztunnel run \[options\]/);
 });
