@@ -154,7 +154,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
       staticConfig: () => local?.rawText(),
       config,
       version,
-      stagedServices: () => Object.fromEntries([...state.stagedServices()].map(([k, v]) => [k, v.map((e) => e.workloadUid)])),
+      stagedServices: () => state.stagedServices(),
       localConfigErrors: () => (local ? local.lastErrors().map((p) => `${p.file}:${p.line} ${p.path}: ${p.message}`) : []),
       ...(config.proxyMode === 'shared' ? { workloadState: () => ({ ...inpod?.manager.workloadState() }) } : {}),
     },

@@ -2,12 +2,13 @@
 // can read it. Maps become plain objects; CIDRs and string matches use the local-file spelling.
 import { X509Certificate } from 'node:crypto';
 import type { Authorization, Match, StringMatch } from '../policy/model.js';
-import type { GatewayAddress, PortMap, Service, Workload } from '../state/model.js';
+import type { Endpoint, GatewayAddress, PortMap, Service, Workload } from '../state/model.js';
 import { serviceKey } from '../state/model.js';
 import type { StateView } from '../state/view.js';
 import { formatIdentity } from '../core/spiffe.js';
 import { yamlLib } from '../core/yaml-lib.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';
+import type { Config } from '../config/config.js';
 
 export interface CertState {
   readonly identity: string;
@@ -20,65 +21,77 @@ export interface ConfigDumpSources {
   readonly certificates: () => CertState[];
   /** Text of the local config in force (undefined: no local config). */
   readonly staticConfig: () => string | undefined;
-  readonly config: unknown;
+  /** The settings in force (partial in tests). */
+  readonly config: Partial<Config>;
   readonly version: Record<string, string>;
   readonly workloadState?: () => Record<string, unknown>;
-  readonly stagedServices?: () => unknown;
+  readonly stagedServices?: () => ReadonlyMap<string, readonly Endpoint[]>;
   readonly localConfigErrors?: () => string[];
 }
 
 const ports = (m: PortMap) => Object.fromEntries([...m].map(([k, v]) => [String(k), v]));
-const gateway = (g: GatewayAddress | undefined) =>
-  g === undefined
-    ? undefined
-    : {
-        destination: g.destination.kind === 'address' ? `${g.destination.address.network}/${g.destination.address.ip}` : `${g.destination.namespace}/${g.destination.hostname}`,
-        hboneMtlsPort: g.hboneMtlsPort,
-      };
+const gatewayDestination = (g: GatewayAddress) =>
+  g.destination.kind === 'address' ? `${g.destination.address.network}/${g.destination.address.ip}` : `${g.destination.namespace}/${g.destination.hostname}`;
+const gateway = (g: GatewayAddress | undefined) => (g === undefined ? undefined : { destination: gatewayDestination(g), hboneMtlsPort: g.hboneMtlsPort });
 
-export function dumpWorkload(w: Workload): Record<string, unknown> {
-  return {
-    uid: w.uid,
-    workloadIps: w.workloadIps,
-    ...(w.waypoint ? { waypoint: gateway(w.waypoint) } : {}),
-    ...(w.networkGateway ? { networkGateway: gateway(w.networkGateway) } : {}),
-    protocol: w.protocol,
-    networkMode: w.networkMode,
-    name: w.name,
-    namespace: w.namespace,
-    trustDomain: w.trustDomain,
-    serviceAccount: w.serviceAccount,
-    network: w.network,
-    workloadName: w.workloadName,
-    workloadType: w.workloadType,
-    canonicalName: w.canonicalName,
-    canonicalRevision: w.canonicalRevision,
-    hostname: w.hostname,
-    node: w.node,
-    nativeTunnel: w.nativeTunnel,
-    ...(w.applicationTunnel ? { applicationTunnel: w.applicationTunnel } : {}),
-    authorizationPolicies: w.authorizationPolicies,
-    status: w.status,
-    clusterId: w.clusterId,
-    ...(w.locality ? { locality: w.locality } : {}),
-    capacity: w.capacity,
-    services: Object.fromEntries([...w.services].map(([k, v]) => [k, ports(v)])),
-    ...(w.labels.size ? { labels: Object.fromEntries(w.labels) } : {}),
-  };
+/** Adds `key: value` unless the value is the type's default ('' / false / []), as Istio's ztunnel omits them. */
+function putUnlessDefault(out: Record<string, unknown>, key: string, value: string | boolean | readonly unknown[] | undefined): void {
+  if (value === undefined || value === '' || value === false || (Array.isArray(value) && value.length === 0)) return;
+  out[key] = value;
 }
 
+/**
+ * A workload as Istio's ztunnel prints it (its `Workload` serialization): empty strings, false and
+ * empty lists left out; `services` a list of `namespace/hostname`; labels (local mode only) last.
+ */
+export function dumpWorkload(w: Workload): Record<string, unknown> {
+  const out: Record<string, unknown> = { workloadIps: w.workloadIps };
+  if (w.waypoint) out['waypoint'] = gateway(w.waypoint);
+  if (w.networkGateway) out['networkGateway'] = gateway(w.networkGateway);
+  out['protocol'] = w.protocol;
+  out['networkMode'] = w.networkMode;
+  putUnlessDefault(out, 'uid', w.uid);
+  out['name'] = w.name;
+  out['namespace'] = w.namespace;
+  putUnlessDefault(out, 'trustDomain', w.trustDomain);
+  putUnlessDefault(out, 'serviceAccount', w.serviceAccount);
+  putUnlessDefault(out, 'network', w.network);
+  putUnlessDefault(out, 'workloadName', w.workloadName);
+  putUnlessDefault(out, 'workloadType', w.workloadType);
+  putUnlessDefault(out, 'canonicalName', w.canonicalName);
+  putUnlessDefault(out, 'canonicalRevision', w.canonicalRevision);
+  putUnlessDefault(out, 'hostname', w.hostname);
+  putUnlessDefault(out, 'node', w.node);
+  putUnlessDefault(out, 'nativeTunnel', w.nativeTunnel);
+  if (w.applicationTunnel) out['applicationTunnel'] = { protocol: w.applicationTunnel.protocol, port: w.applicationTunnel.port ?? null };
+  putUnlessDefault(out, 'authorizationPolicies', w.authorizationPolicies);
+  out['status'] = w.status;
+  out['clusterId'] = w.clusterId;
+  const l = w.locality;
+  if (l && (l.region || l.zone || l.subzone)) out['locality'] = { region: l.region, zone: l.zone, subzone: l.subzone };
+  putUnlessDefault(out, 'services', [...w.services.keys()]);
+  out['capacity'] = w.capacity;
+  if (w.labels.size) out['labels'] = Object.fromEntries(w.labels);
+  return out;
+}
+
+const dumpEndpoint = (e: Endpoint) => ({ workloadUid: e.workloadUid, port: ports(e.ports), status: e.status });
+
+/** A service as Istio's ztunnel prints it (its `Service` serialization). */
 export function dumpService(s: Service, state: StateView): Record<string, unknown> {
   const endpoints: Record<string, unknown> = {};
-  for (const e of state.endpointsOf(serviceKey(s))) endpoints[e.workloadUid] = { workloadUid: e.workloadUid, port: ports(e.ports), status: e.status };
+  for (const e of state.endpointsOf(serviceKey(s))) endpoints[e.workloadUid] = dumpEndpoint(e);
   return {
     name: s.name,
     namespace: s.namespace,
     hostname: s.hostname,
     vips: s.vips.map((v) => `${v.network}/${v.ip}`),
+    ...(s.cidrVips?.length ? { cidrVips: s.cidrVips.map((c) => ({ network: c.network, cidr: c.cidr })) } : {}),
     ports: ports(s.ports),
     endpoints,
     subjectAltNames: s.subjectAltNames,
     ...(s.waypoint ? { waypoint: gateway(s.waypoint) } : {}),
+    ...(s.weightedWaypoints?.length ? { weightedWaypoints: s.weightedWaypoints.map((w) => ({ destination: gateway(w.destination), weight: w.weight })) } : {}),
     ...(s.loadBalancer ? { loadBalancer: s.loadBalancer } : {}),
     ...(s.ipFamilies ? { ipFamilies: s.ipFamilies } : {}),
     canonical: s.canonical,
@@ -86,7 +99,15 @@ export function dumpService(s: Service, state: StateView): Record<string, unknow
   };
 }
 
-const sm = (m: StringMatch) => (m.kind === 'presence' ? { Presence: {} } : { [m.kind[0]!.toUpperCase() + m.kind.slice(1)]: m.value });
+/** `stagedServices`: `namespace/hostname` → endpoint uid → endpoint (Istio's shape). */
+export function dumpStagedServices(staged: ReadonlyMap<string, readonly Endpoint[]>): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [key, eps] of staged) out[key] = Object.fromEntries(eps.map((e) => [e.workloadUid, dumpEndpoint(e)]));
+  return out;
+}
+
+// A presence match is Istio's empty tuple variant: `{"Presence": []}`.
+const sm = (m: StringMatch) => (m.kind === 'presence' ? { Presence: [] } : { [m.kind[0]!.toUpperCase() + m.kind.slice(1)]: m.value });
 
 function dumpMatch(m: Match): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -95,10 +116,10 @@ function dumpMatch(m: Match): Record<string, unknown> {
   };
   put('namespaces', m.namespaces.map(sm));
   put('notNamespaces', m.notNamespaces.map(sm));
-  put('principals', m.principals.map(sm));
-  put('notPrincipals', m.notPrincipals.map(sm));
   put('serviceAccounts', m.serviceAccounts);
   put('notServiceAccounts', m.notServiceAccounts);
+  put('principals', m.principals.map(sm));
+  put('notPrincipals', m.notPrincipals.map(sm));
   put('sourceIps', m.sourceIps.map((c) => c.text));
   put('notSourceIps', m.notSourceIps.map((c) => c.text));
   put('destinationIps', m.destinationIps.map((c) => c.text));
@@ -114,19 +135,25 @@ export function dumpPolicy(p: Authorization): Record<string, unknown> {
     namespace: p.namespace,
     scope: p.scope,
     action: p.action,
-    dryRun: p.dryRun,
     rules: p.rules.map((r) => r.map((c) => c.map(dumpMatch))),
+    dryRun: p.dryRun,
   };
 }
+
+/** RFC 3339 in whole seconds, UTC (`2026-12-06T03:00:00Z`), as Istio's ztunnel prints certificate times. */
+export const rfc3339Seconds = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** A certificate serial number in decimal (Istio's ztunnel; `istioctl ztunnel-config certificates` parses it so). */
+export const decimalSerial = (hex: string): string => BigInt(`0x${hex.replace(/[^0-9a-fA-F]/g, '') || '0'}`).toString(10);
 
 function dumpCert(pem: string): Record<string, unknown> {
   try {
     const x = new X509Certificate(pem);
     return {
       pem: Buffer.from(pem).toString('base64'),
-      serialNumber: x.serialNumber,
-      validFrom: new Date(x.validFrom).toISOString(),
-      expirationTime: new Date(x.validTo).toISOString(),
+      serialNumber: decimalSerial(x.serialNumber),
+      validFrom: rfc3339Seconds(new Date(x.validFrom)),
+      expirationTime: rfc3339Seconds(new Date(x.validTo)),
     };
   } catch {
     return { pem: Buffer.from(pem).toString('base64') };
@@ -161,18 +188,45 @@ export function staticConfigObject(text: string | undefined): Record<string, unk
   return istio.length ? { ...out, istioResources: istio } : out;
 }
 
+/** Header names whose values may be credentials (authorization, *token*, *key*…): printed as `<redacted>`. */
+const SECRET_HEADER = /auth|token|secret|passw|cookie|credential|key|signature/i;
+export const REDACTED = '<redacted>';
+
+/** Maps as plain objects, recursively (JSON.stringify would print `{}`). */
+function plain(v: unknown): unknown {
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), plain(x)]));
+  if (Array.isArray(v)) return v.map(plain);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+/**
+ * The `config` section: every setting with its value, map-valued ones included, and no secret.
+ * As in Istio's ztunnel, the token source (AUTH_TOKEN) is left out, and the xDS/CA headers are a
+ * list of `[name, value]` pairs; a header that carries a credential (authorization, token, …)
+ * shows `<redacted>` where Istio's ztunnel would print the value.
+ */
+export function dumpConfig(config: Partial<Config>): Record<string, unknown> {
+  const { authToken: _token, xdsHeaders, caHeaders, ...rest } = config;
+  const headers = (m: ReadonlyMap<string, string> | undefined) => [...(m ?? [])].map(([k, v]) => [k, SECRET_HEADER.test(k) ? REDACTED : v]);
+  return { ...(plain(rest) as Record<string, unknown>), xdsHeaders: headers(xdsHeaders), caHeaders: headers(caHeaders) };
+}
+
+const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+
 export function buildConfigDump(src: ConfigDumpSources): Record<string, unknown> {
   const state = src.state;
+  // Sorted as Istio's ztunnel sorts them: workloads by uid, services by hostname, policies by key.
   return {
-    workloads: [...state.workloads()].map(dumpWorkload),
-    services: [...state.services()].map((s) => dumpService(s, state)),
-    policies: [...state.policies()].map(dumpPolicy),
-    stagedServices: src.stagedServices?.() ?? {},
+    workloads: [...state.workloads()].sort(byKey((w) => w.uid)).map(dumpWorkload),
+    services: [...state.services()].sort(byKey((s) => s.hostname)).map((s) => dumpService(s, state)),
+    policies: [...state.policies()].sort(byKey((p) => `${p.namespace}/${p.name}`)).map(dumpPolicy),
+    stagedServices: dumpStagedServices(src.stagedServices?.() ?? new Map()),
     staticConfig: staticConfigObject(src.staticConfig()),
     ...(src.localConfigErrors ? { localConfigErrors: src.localConfigErrors() } : {}),
     version: src.version,
-    config: src.config,
-    certificates: src.certificates().map((c) => ({
+    config: dumpConfig(src.config),
+    certificates: [...src.certificates()].sort(byKey((c) => c.identity)).map((c) => ({
       identity: c.identity,
       state: c.state,
       certChain: c.cert ? c.cert.chainPem.map(dumpCert) : [],

@@ -18,6 +18,7 @@ import type { NativeAddon } from '../platform/native-addon.js';
 import { LinuxSocketFactory } from '../platform/linux-socket-factory.js';
 import type { TransparentMode } from '../platform/socket-factory.js';
 import { WorkloadProxy, type WorkloadProxyOptions } from '../proxy/workload-proxy.js';
+import { dumpConnections } from '../proxy/connection-manager.js';
 import type { Workload } from '../state/model.js';
 import type { StateView } from '../state/view.js';
 import { identityOf } from '../state/workload-identity.js';
@@ -66,6 +67,8 @@ export type WorkloadStatus = 'Pending' | 'Up';
 /** One `/config_dump` `workloadState` entry. */
 export interface WorkloadStateEntry {
   readonly state: WorkloadStatus;
+  /** Up pods: their live connections (Istio's ztunnel shape). */
+  readonly connections?: ReturnType<typeof dumpConnections>;
   readonly info: { readonly name: string; readonly namespace: string; readonly serviceAccount: string };
 }
 
@@ -193,7 +196,11 @@ export class WorkloadProxyManager implements ZdsHandler {
   workloadState(): Record<string, WorkloadStateEntry> {
     const out: Record<string, WorkloadStateEntry> = {};
     for (const pod of this.pods.values()) {
-      out[pod.uid] = { state: pod.status, info: { name: pod.info.name, namespace: pod.info.namespace, serviceAccount: pod.info.serviceAccount } };
+      out[pod.uid] = {
+        state: pod.status,
+        ...(pod.status === 'Up' && pod.proxy ? { connections: dumpConnections(pod.proxy.connections()) } : {}),
+        info: { name: pod.info.name, namespace: pod.info.namespace, serviceAccount: pod.info.serviceAccount },
+      };
     }
     return out;
   }

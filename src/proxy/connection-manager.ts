@@ -2,7 +2,36 @@
 // on policy change (policy.md §7) and forced close at the drain deadline.
 import { ZtunnelError } from '../core/errors.js';
 import type { Identity } from '../core/spiffe.js';
+import { formatAddr } from '../core/net.js';
 import type { LiveConnection } from '../telemetry/connection-record.js';
+
+/** One connection as `workloadState.<uid>.connections` lists it (Istio's ztunnel shape, read by istioctl). */
+export interface ConnectionDump {
+  readonly src: string;
+  readonly originalDst: string | null;
+  readonly actualDst: string;
+  readonly protocol: 'TCP' | 'HBONE';
+}
+
+/**
+ * `{inbound, outbound}` as `istioctl ztunnel-config connections` reads them. Inbound: the client,
+ * no original destination (Istio sets one only from a `Forwarded: host=`), the HBONE target or the
+ * local address, HBONE when the peer had an mTLS identity. Outbound: the app, the address it
+ * dialled, the next hop, TCP or HBONE.
+ */
+export function dumpConnections(conns: readonly LiveConnection[]): { inbound: ConnectionDump[]; outbound: ConnectionDump[] } {
+  const inbound: ConnectionDump[] = [];
+  const outbound: ConnectionDump[] = [];
+  for (const { description: d } of conns) {
+    const protocol = d.mtls ? 'HBONE' : 'TCP';
+    if (d.direction === 'inbound') {
+      inbound.push({ src: formatAddr(d.srcAddr), originalDst: null, actualDst: d.hboneAddr ?? formatAddr(d.dstAddr), protocol: d.srcIdentity ? 'HBONE' : 'TCP' });
+    } else {
+      outbound.push({ src: formatAddr(d.srcAddr), originalDst: formatAddr(d.originalDst ?? d.dstAddr), actualDst: formatAddr(d.dstAddr), protocol });
+    }
+  }
+  return { inbound, outbound };
+}
 
 /** What re-authorization needs to re-run the decision for an inbound connection. */
 export interface AuthorizationInput {

@@ -103,6 +103,7 @@ export class OutboundProxy {
       source: peerInfo(source, sourceIdentity),
       ...(hbone ? { srcIdentity: sourceIdentity } : {}),
       dstAddr: nextHop,
+      originalDst: dst,
       ...(route.kind === 'hbone' ? { hboneAddr: route.authority } : {}),
       ...(service ? { service: serviceInfo(service) } : {}),
       ...(destination ? { destination: peerInfo(destination, identityOf(destination)), dstIdentity: identityOf(destination) } : {}),

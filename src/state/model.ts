@@ -75,14 +75,31 @@ export interface LoadBalancer {
   readonly healthPolicy: 'OnlyHealthy' | 'AllowAll';
 }
 
+/** A CIDR VIP of a Service (`NetworkAddress` with a prefix length shorter than the address). */
+export interface NetworkCidr {
+  readonly network: string;
+  /** `ip/len` as received (host bits kept, as Istio's ztunnel prints it). */
+  readonly cidr: string;
+}
+
+/** One candidate of a Service's weighted waypoint set (xds.md §5). */
+export interface WeightedWaypoint {
+  readonly destination: GatewayAddress;
+  readonly weight: number;
+}
+
 export interface Service {
   readonly name: string;
   readonly namespace: string;
   readonly hostname: string;
   readonly vips: readonly NetworkAddress[];
+  /** CIDR VIPs (newer istiod): listed in /config_dump; not used to match destinations yet. */
+  readonly cidrVips?: readonly NetworkCidr[];
   readonly ports: PortMap;
   readonly subjectAltNames: readonly string[];
   readonly waypoint?: GatewayAddress;
+  /** When non-empty, the waypoints to pick from by weight (`waypoint` holds the primary). */
+  readonly weightedWaypoints?: readonly WeightedWaypoint[];
   readonly loadBalancer?: LoadBalancer;
   readonly ipFamilies?: 'Dual' | 'IPv4' | 'IPv6';
   readonly canonical: boolean;

@@ -39,6 +39,8 @@ export interface ConnectionDescription {
   readonly srcIdentity?: Identity;
   /** The actual next hop (outbound) or the local address (inbound). */
   readonly dstAddr: SocketAddr;
+  /** Outbound: the address the app connected to (before routing). */
+  readonly originalDst?: SocketAddr;
   readonly hboneAddr?: string;
   readonly service?: ServiceInfo;
   readonly destination?: PeerInfo;

@@ -33,9 +33,9 @@ const rows: Row[] = [
     want: { vips: [{ network: 'east', ip: 'fd00::7' }] },
   },
   {
-    name: 'a VIP with a full-length prefix is kept, a CIDR VIP (newer) is left out of vips',
+    name: 'a VIP with a full-length prefix is kept, a CIDR VIP (newer) goes to cidrVips',
     input: { ...base, addresses: [{ address: v4('10.96.0.7'), length: 32 }, { address: v4('10.97.0.0'), length: 16 }] },
-    want: { vips: [{ network: '', ip: '10.96.0.7' }] },
+    want: { vips: [{ network: '', ip: '10.96.0.7' }], cidrVips: [{ network: '', cidr: '10.97.0.0/16' }] },
   },
   { name: 'a prefix longer than the address is rejected', input: { ...base, addresses: [{ address: v4('10.96.0.7'), length: 33 }] }, reject: /prefix/ },
   { name: 'a VIP with 6 bytes is rejected', input: { ...base, addresses: [{ address: Uint8Array.from([1, 2, 3, 4, 5, 6]) }] }, reject: /length 6/ },
@@ -60,7 +60,8 @@ const rows: Row[] = [
   { name: 'ip families DUAL', input: { ...base, ip_families: 3 }, want: { ipFamilies: 'Dual' } },
   { name: 'unknown ip families are rejected', input: { ...base, ip_families: 8 }, reject: /ip_families/ },
   { name: 'visibility NAMESPACE (newer)', input: { ...base, visibility: 1 }, want: { visibility: 'Namespace' } },
-  { name: 'an unknown visibility is rejected', input: { ...base, visibility: 2 }, reject: /visibility/ },
+  { name: 'an unknown visibility (a newer istiod) is PUBLIC, as in Istio', input: { ...base, visibility: 2 }, want: { visibility: 'Public', name: 'cart' } },
+  { name: 'an unknown visibility name is PUBLIC too', input: { ...base, visibility: 'CLUSTER' }, want: { visibility: 'Public' } },
   {
     name: 'subject alt names, canonical flag and a hostname waypoint',
     input: {
@@ -76,7 +77,7 @@ const rows: Row[] = [
   {
     name: 'a valid weighted waypoint is accepted',
     input: { ...base, weighted_waypoints: [{ destination: { address: { address: v4('10.0.0.9') }, hbone_mtls_port: 15008 }, weight: 3 }] },
-    want: { name: 'cart' },
+    want: { weightedWaypoints: [{ destination: { destination: { kind: 'address', address: { network: '', ip: '10.0.0.9' } }, hboneMtlsPort: 15008 }, weight: 3 }] },
   },
 ];
 

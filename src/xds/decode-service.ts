@@ -1,10 +1,10 @@
 // istio.workload.Service (spec/xds.md §5) → the internal Service model. Unknown enum numbers and
-// bad IP bytes reject the Service (Rust ztunnel's TryFrom); port entries outside 0..65535 are
-// dropped. Newer fields are decoded and validated but the model does not carry them yet:
-// CIDR VIPs (NetworkAddress.length ≠ 32/128) are left out of `vips` (treating them as exact VIPs
-// would be wrong), and weighted_waypoints are validated only. Never throws.
+// bad IP bytes reject the Service (Rust ztunnel's TryFrom), except `visibility`, which falls back
+// to PUBLIC as in Istio's ztunnel (forward compatible); port entries outside 0..65535 are dropped.
+// CIDR VIPs (NetworkAddress.length ≠ 32/128) go to `cidrVips`, not `vips` (treating them as exact
+// VIPs would be wrong). Never throws.
 import { err, ok, type Result } from '../core/errors.js';
-import type { GatewayAddress, LbMode, LbScope, LoadBalancer, NetworkAddress, Service } from '../state/model.js';
+import type { GatewayAddress, LbMode, LbScope, LoadBalancer, NetworkAddress, NetworkCidr, Service, WeightedWaypoint } from '../state/model.js';
 import {
   bool, decodeGatewayAddress, decodeNetworkAddress, enumNumber, list, portMapFromPorts, str, uint,
 } from './decode-common.js';
@@ -23,6 +23,7 @@ export function decodeService(s: ProtoService): Result<Service, string> {
   if (s == null || typeof s !== 'object') return err('service missing');
 
   const vips: NetworkAddress[] = [];
+  const cidrVips: NetworkCidr[] = [];
   for (const a of list(s.addresses)) {
     if (a == null) continue;
     const na = decodeNetworkAddress(a);
@@ -31,7 +32,10 @@ export function decodeService(s: ProtoService): Result<Service, string> {
       const full = na.value.ip.includes(':') ? 128 : 32;
       const len = uint(a.length);
       if (len === null || len > full) return err(`addresses: invalid prefix length ${String(a.length)}`);
-      if (len !== full) continue; // CIDR VIP (newer): not representable in the model yet
+      if (len !== full) {
+        cidrVips.push({ network: na.value.network, cidr: `${na.value.ip}/${len}` });
+        continue;
+      }
     }
     vips.push(na.value);
   }
@@ -54,13 +58,15 @@ export function decodeService(s: ProtoService): Result<Service, string> {
   if (fam === null) return err(`unknown ip_families ${String(s.ip_families)}`);
   const ipFamilies = IP_FAMILY_MODEL[fam];
 
-  const vis = enumNumber(s.visibility, VISIBILITIES);
-  if (vis === null) return err(`unknown visibility ${String(s.visibility)}`);
+  // An unknown visibility (a newer istiod) is PUBLIC, as in Istio's ztunnel.
+  const vis = enumNumber(s.visibility, VISIBILITIES) ?? 0;
 
+  const weightedWaypoints: WeightedWaypoint[] = [];
   for (const ww of list(s.weighted_waypoints)) {
     if (ww?.destination == null) return err('weighted_waypoints: missing destination');
     const g = decodeGatewayAddress(ww.destination, 'weighted_waypoints');
     if (!g.ok) return g;
+    weightedWaypoints.push({ destination: g.value, weight: uint(ww.weight) ?? 0 });
   }
 
   const service: Service = {
@@ -68,9 +74,11 @@ export function decodeService(s: ProtoService): Result<Service, string> {
     namespace: str(s.namespace),
     hostname: str(s.hostname),
     vips,
+    ...(cidrVips.length ? { cidrVips } : {}),
     ports: portMapFromPorts(s.ports),
     subjectAltNames: list(s.subject_alt_names).filter((x): x is string => typeof x === 'string'),
     ...(waypoint ? { waypoint } : {}),
+    ...(weightedWaypoints.length ? { weightedWaypoints } : {}),
     ...(loadBalancer ? { loadBalancer } : {}),
     ...(ipFamilies ? { ipFamilies } : {}),
     canonical: bool(s.canonical),

@@ -127,12 +127,15 @@ if (netnsAvailable(t)) {
     t.ok(await ready(bed, na), 'ready once the snapshot is processed');
     t.equal(await metric(bed, na, 'workload_manager_active_proxy_count'), 2, 'one proxy per enrolled pod');
     t.equal(await metric(bed, na, 'workload_manager_proxies_started_total'), 2);
-    const dump = JSON.parse((await bed.http(na, 'admin', '/config_dump')).body) as { workloadState: Record<string, { state: string; info: { name: string } }> };
+    const dump = JSON.parse((await bed.http(na, 'admin', '/config_dump')).body) as {
+      workloadState: Record<string, { state: string; info: { name: string }; connections?: { inbound: unknown[]; outbound: unknown[] } }>;
+    };
     t.same(
       Object.fromEntries(Object.entries(dump.workloadState).map(([uid, w]) => [uid, `${w.info.name}:${w.state}`])),
       { [a1.uid]: 'a1:Up', [a2.uid]: 'a2:Up' },
       '/config_dump workloadState lists both pods as Up',
     );
+    t.same(dump.workloadState[a1.uid]?.connections, { inbound: [], outbound: [] }, 'an Up pod carries its (empty) connection lists, as istioctl reads them');
     await bed.startZtunnel(nb);
     t.ok(await ready(bed, nb), 'node-b is ready after its snapshot');
   });
