@@ -103,7 +103,8 @@ function snapshotFromFile(text: string, fileName: string, warn: (s: string) => v
 /**
  * /config_dump uses the local-file schema for workloads, services and policies (admin/config-dump.ts),
  * so those three lists go back through the local-file parser; dump-only keys (a Service's
- * `endpoints`, which are rebuilt from the workloads) are dropped first.
+ * `endpoints`, which are rebuilt from the workloads) are dropped first, and a workload's list of
+ * service names becomes the local-file map again (ports from the matching endpoint).
  */
 function snapshotFromDump(dump: unknown, source: string, warn: (s: string) => void): LocalConfigSnapshot {
   if (typeof dump !== 'object' || dump === null || Array.isArray(dump)) throw inputError(`${source}: not a config_dump (expected a JSON object)`);
@@ -114,10 +115,27 @@ function snapshotFromDump(dump: unknown, source: string, warn: (s: string) => vo
     if (!Array.isArray(v)) throw inputError(`${source}: "${k}" is not a list`);
     doc[k] = v;
   }
+  // A workload's `services` is a list of `namespace/hostname` in the dump (Istio's shape); its
+  // port map for each comes back from that Service's (or the staged) endpoint entry.
+  const endpointPorts = new Map<string, unknown>();
+  const note = (key: string, endpoints: unknown) => {
+    if (typeof endpoints !== 'object' || endpoints === null) return;
+    for (const [uid, e] of Object.entries(endpoints)) endpointPorts.set(`${uid}\n${key}`, (e as { port?: unknown } | null)?.port ?? {});
+  };
   doc.services = (doc.services as unknown[]).map((s) => {
     if (typeof s !== 'object' || s === null) return s;
-    const { endpoints: _endpoints, ...rest } = s as Record<string, unknown>;
+    const { endpoints, ...rest } = s as Record<string, unknown>;
+    note(`${String(rest['namespace'])}/${String(rest['hostname'])}`, endpoints);
     return rest;
+  });
+  const staged = d['stagedServices'];
+  if (typeof staged === 'object' && staged !== null) for (const [key, eps] of Object.entries(staged)) note(key, eps);
+  doc.workloads = (doc.workloads as unknown[]).map((w) => {
+    if (typeof w !== 'object' || w === null) return w;
+    const r = w as Record<string, unknown>;
+    const names = r['services'] ?? []; // left out when empty
+    if (!Array.isArray(names)) return w;
+    return { ...r, services: Object.fromEntries(names.map((k) => [String(k), endpointPorts.get(`${String(r['uid'])}\n${String(k)}`) ?? {}])) };
   });
   // Indented so that problems point at a useful line of this text.
   const parsed = parseLocalConfig(JSON.stringify(doc, null, 2), source);
