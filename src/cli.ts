@@ -27,6 +27,13 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
     }
     const logger = createLogger({ level: 'info', ...(result.value.logFormat === 'plain' ? { destination: plainDestination() } : {}) });
     try {
+      // The data path relies on a few Node internals (src/core/node-internals.ts): refuse to start
+      // on a Node that lacks one rather than degrade in silence.
+      const { checkNodeInternals } = await import('./core/node-internals.js');
+      const missing = await checkNodeInternals();
+      if (missing.length > 0) {
+        throw new Error(`node ${process.version} lacks internals ztunnel-ts needs: ${missing.join(', ')} (supported: see "engines" in package.json)`);
+      }
       // Loaded here so `explain` does not load (or depend on) the whole daemon.
       const { startApp } = await import('./app.js');
       const app = await startApp({ config: result.value, logger });

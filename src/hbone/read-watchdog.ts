@@ -1,4 +1,6 @@
-// Guard against an HTTP/2 write/read deadlock in Node (measured 2026-11 on Node 20.20).
+// Guard against an HTTP/2 write/read deadlock in Node (measured 2026-11 on Node 20.20; still there
+// on Node 24.21, 2026-12: the 'do not deadlock' test of test/integration/hbone-pool.test.ts hangs
+// without this watchdog).
 //
 // Node's Http2Session stops reading its socket whenever a socket write is in flight
 // (MaybeStopReading: "want_read == 0 || is_write_in_progress()", nodejs/node#29399) and resumes
@@ -15,14 +17,10 @@
 // on its own. That is what any HTTP/2 implementation without this quirk does all the time.
 import type net from 'node:net';
 import type tls from 'node:tls';
+import { pendingWriteBytes, restartTlsReads } from '../core/node-internals.js';
 
 /** How often stalled connections are looked at; a stalled session waits at most this long. */
 export const READ_WATCHDOG_INTERVAL_MS = 10;
-
-interface NodeStreamHandle {
-  readonly writeQueueSize?: number;
-  readStart?(): number;
-}
 
 interface Watched {
   readonly tcp: net.Socket;
@@ -34,14 +32,7 @@ let timer: NodeJS.Timeout | undefined;
 
 function tick(): void {
   for (const w of watched) {
-    const tcp = (w.tcp as unknown as { _handle?: NodeStreamHandle | null })._handle;
-    if (!tcp || !(tcp.writeQueueSize! > 0)) continue;
-    const tlsHandle = (w.tlsSocket as unknown as { _handle?: NodeStreamHandle | null })._handle;
-    try {
-      tlsHandle?.readStart?.();
-    } catch {
-      // handle closing; 'close' unregisters it
-    }
+    if (pendingWriteBytes(w.tcp) > 0) restartTlsReads(w.tlsSocket);
   }
 }
 

@@ -13,6 +13,7 @@ import { openSync, closeSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { canonicalIp, ipFamily, type SocketAddr } from '../core/net.js';
+import { serverHasHandle, socketFd } from '../core/node-internals.js';
 import { ZtunnelError, err, ok, type Result } from '../core/errors.js';
 import { POLL_WRITABLE, errnoError, type NativeAddon } from './native-addon.js';
 import { SOCKET_HIGH_WATER_MARK } from './plain-socket-factory.js';
@@ -131,7 +132,7 @@ export class LinuxSocketFactory implements SocketFactory {
     } catch (e) {
       server.close();
       // If Node never adopted the fd, it is still ours to close.
-      if (!(server as unknown as { _handle?: unknown })._handle) this.addon.closeFd(fd);
+      if (!serverHasHandle(server)) this.addon.closeFd(fd);
       throw e;
     }
     return { server, transparent };
@@ -314,12 +315,6 @@ function abortError(signal: AbortSignal | undefined): Error {
   const e = new Error('connect aborted');
   e.name = 'AbortError';
   return e;
-}
-
-/** The OS fd behind a net.Socket (libuv TCP handles expose it on Linux), or -1. */
-function socketFd(socket: Socket): number {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  return typeof fd === 'number' ? fd : -1;
 }
 
 function localAddr(socket: Socket): SocketAddr | null {

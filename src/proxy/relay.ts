@@ -37,6 +37,7 @@
 import http2 from 'node:http2';
 import { Socket } from 'node:net';
 import { RELAY_HIGH_WATER_MARK, raiseHighWaterMarks } from '../hbone/stream-buffers.js';
+import { closeEmitted } from '../core/node-internals.js';
 
 export type RelayEnd = Socket | http2.Http2Stream;
 export type RelayDirection = 'aToB' | 'bToA';
@@ -320,15 +321,14 @@ export function relay(a: RelayEnd, b: RelayEnd, opts: RelayOptions = {}): Promis
 
     // Ends that were already finished before the relay started.
     for (const e of r.ends) {
-      const rs = (e.s as unknown as { _readableState?: { closeEmitted?: boolean; endEmitted?: boolean } })._readableState;
-      if (rs?.closeEmitted) {
+      if (closeEmitted(e.s)) {
         e.closed = true;
         if (!e.readDone) {
           if (e.tcp) readReset(e);
           else classifyStream(e);
         }
         if (!e.other.readDone && !e.other.s.destroyed) closeAfterFlush(e.other);
-      } else if (rs?.endEmitted && !e.readDone) {
+      } else if (e.s.readableEnded && !e.readDone) {
         if (e.tcp) readEof(e);
         else classifyStream(e);
       } else if (e.s.destroyed && !e.readDone && e.tcp) {

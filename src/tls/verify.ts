@@ -2,6 +2,7 @@
 // everything goes through core/spiffe's parser; DNS SANs never count.
 import type tls from 'node:tls';
 import { ZtunnelError } from '../core/errors.js';
+import { tlsVerifyError } from '../core/node-internals.js';
 import { formatIdentity, identityEquals, parseIdentity, peerIdentityFromSanText, uriSansFromNodeText, type Identity } from '../core/spiffe.js';
 
 /** The peer's identity: its first URI SAN in SPIFFE form, or null (no certificate / no such SAN). */
@@ -30,10 +31,6 @@ export function verifyServerIdentity(peerCert: tls.PeerCertificate, expected: re
   return new ZtunnelError('PEER_IDENTITY', `peer identity mismatch: expected one of [${want}], got [${describeSans(text)}]`);
 }
 
-interface NodeTlsHandle {
-  verifyError(): Error | null;
-}
-
 /**
  * The result of Node's chain verification of the peer certificate (against the roots in the
  * socket's SecureContext, hbone.md §1 server step 1). Node's OpenSSL verify callback accepts
@@ -44,11 +41,10 @@ interface NodeTlsHandle {
  */
 export function verifyPeerChain(socket: tls.TLSSocket): ZtunnelError | undefined {
   if (socket.authorized) return undefined;
-  const handle = (socket as unknown as { _handle?: NodeTlsHandle | null })._handle;
-  if (!handle || typeof handle.verifyError !== 'function') {
+  const error = tlsVerifyError(socket);
+  if (error === undefined) {
     return new ZtunnelError('TLS_HANDSHAKE', 'peer certificate could not be verified (connection already closed)');
   }
-  const error = handle.verifyError();
   if (!error) return undefined;
   const code = (error as NodeJS.ErrnoException).code;
   return new ZtunnelError('TLS_HANDSHAKE', `peer certificate rejected: ${code ?? error.message}`, { cause: error });
