@@ -1,5 +1,5 @@
 # ztunnel-ts image.
-#   docker build -t ztunnel-ts:0.1.0 .
+#   docker build -t ztunnel-ts:0.1.0 --build-arg GIT_REVISION=$(git rev-parse HEAD) .
 # Stage 1 compiles the daemon (src/ only) and the native socket addon; stage 2 carries only the
 # production dependencies, the compiled daemon, the addon and the files it reads at run time
 # (proto/ for the gRPC messages, examples/ for the embedded default config).
@@ -24,6 +24,12 @@ RUN printf '{ "extends": "./tsconfig.json", "include": ["src/**/*.ts"], "exclude
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:24.21.0-bookworm-slim
+# The build's git revision and version as OCI labels (docker build --build-arg GIT_REVISION=$(git rev-parse HEAD)).
+ARG GIT_REVISION=unknown
+LABEL org.opencontainers.image.title="ztunnel-ts" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${GIT_REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 # tini as PID 1: forwards SIGTERM/SIGINT to node (the kernel ignores signals a PID 1 has no
 # handler for, e.g. while ztunnel is still waiting for istiod at start) and reaps children.
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
@@ -39,8 +45,9 @@ COPY --from=build /src/examples /app/examples
 WORKDIR /
 # The local CA (embedded default, FAKE_CA) keeps its root here; unused with istiod's CA.
 RUN mkdir -p /var/lib/ztunnel-ts && chown 1337:1337 /var/lib/ztunnel-ts
+# Logs are plain text unless LOG_FORMAT=json, as with Istio's ztunnel image (its Helm chart sets
+# LOG_FORMAT=json only with logAsJson=true).
 ENV NODE_ENV=production \
-    LOG_FORMAT=json \
     ZTUNNEL_STATE_DIR=/var/lib/ztunnel-ts
 # User: non-root (1337) by default, enough for dedicated mode and the embedded default.
 # Shared (in-pod) mode needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN (setns) in the
