@@ -11,7 +11,7 @@ import { logConnectionFailed, type ConnectionRecorder } from '../telemetry/conne
 import type { Logger } from '../telemetry/logger.js';
 import type { AuthorizationInput, ConnectionManager } from './connection-manager.js';
 import { authorize, describeAllowedBy, logDecision } from './inbound.js';
-import { relay } from './relay.js';
+import { closeAfterFailure, relay } from './relay.js';
 import { connectUpstream, upstreamRequest } from './upstream.js';
 import { peerInfo, serviceInfo } from './telemetry-view.js';
 
@@ -51,13 +51,13 @@ export class InboundPlaintextProxy {
     const dst = deps.sockets.originalDst(downstream);
     if (!dst || opts.illegalPorts.has(dst.port)) {
       logConnectionFailed(deps.logger, client, dst ?? { ip: '0.0.0.0', port: 0 }, 'inbound', new ZtunnelError('ILLEGAL_PORT', `illegal destination port ${dst?.port ?? '?'}`));
-      downstream.destroy();
+      closeAfterFailure(downstream);
       return;
     }
     const destination = deps.state.findWorkloadByAddr(opts.network, dst.ip);
     if (!destination || (opts.servedWorkloadUid !== undefined && destination.uid !== opts.servedWorkloadUid)) {
       logConnectionFailed(deps.logger, client, dst, 'inbound', new ZtunnelError('UNKNOWN_DESTINATION', `unknown destination workload ${dst.ip}`));
-      downstream.destroy();
+      closeAfterFailure(downstream);
       return;
     }
     const source = deps.state.findWorkloadByAddr(opts.network, client.ip);
@@ -82,7 +82,7 @@ export class InboundPlaintextProxy {
       logDecision(deps.policyLogger, opts.authzInfoLogging ?? false, decision, authz);
       if (!decision.allowed) {
         failure = new ZtunnelError('POLICY_DENIED', `connection closed due to policy rejection: ${decision.message}`);
-        downstream.destroy();
+        closeAfterFailure(downstream);
         return;
       }
       record.allowedBy = describeAllowedBy(decision);
@@ -95,7 +95,7 @@ export class InboundPlaintextProxy {
       if (abort.signal.aborted) failure = abort.signal.reason;
     } catch (e) {
       failure = abort.signal.aborted ? abort.signal.reason : asZtunnelError(e, 'UPSTREAM_CONNECT');
-      downstream.destroy();
+      closeAfterFailure(downstream);
     } finally {
       untrack();
       record.finish(failure);

@@ -14,7 +14,7 @@ import { identityOf } from '../state/workload-identity.js';
 import { logConnectionFailed, type ConnectionDescription, type ConnectionRecorder } from '../telemetry/connection-record.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ConnectionManager } from './connection-manager.js';
-import { relay } from './relay.js';
+import { closeAfterFailure, relay } from './relay.js';
 import { buildRoute, type Route } from './route.js';
 import { peerInfo, serviceInfo, workloadBaggage } from './telemetry-view.js';
 
@@ -56,6 +56,7 @@ function newTraceparent(): string {
 
 function ignoreError(): void {}
 
+
 export class OutboundProxy {
   private readonly random: () => number;
   constructor(private readonly deps: OutboundDeps, private readonly opts: OutboundOptions) {
@@ -72,7 +73,7 @@ export class OutboundProxy {
     const source = deps.localWorkload();
     if (!source) {
       logConnectionFailed(deps.logger, srcAddr, dst, 'outbound', new ZtunnelError('UNKNOWN_SOURCE'));
-      downstream.destroy();
+      closeAfterFailure(downstream);
       return;
     }
     const sourceIdentity = identityOf(source);
@@ -89,7 +90,7 @@ export class OutboundProxy {
     }
     if (route.kind === 'reject') {
       logConnectionFailed(deps.logger, srcAddr, dst, 'outbound', new ZtunnelError(route.code, route.message));
-      downstream.destroy();
+      closeAfterFailure(downstream);
       return;
     }
 
@@ -151,7 +152,7 @@ export class OutboundProxy {
       if (abort.signal.aborted) failure = abort.signal.reason;
     } catch (e) {
       failure = asZtunnelError(e, 'UPSTREAM_CONNECT');
-      downstream.destroy();
+      closeAfterFailure(downstream);
     } finally {
       untrack();
       record.finish(failure);

@@ -341,3 +341,17 @@ export function relay(a: RelayEnd, b: RelayEnd, opts: RelayOptions = {}): Promis
     for (const e of r.ends) if (!e.s.destroyed && !e.paused) e.s.resume();
   });
 }
+
+/**
+ * Closes the app's connection after a failure before the tunnel was up (route rejected, HBONE
+ * CONNECT refused, peer identity wrong, connect error). Istio's ztunnel drops its socket without
+ * reading what the app already sent, and the kernel answers a close with unread data by a TCP RST:
+ * an app that wrote its request sees ECONNRESET, not an end-of-file that reads as an empty
+ * success. Node may already have pulled those bytes into its own buffer, so the reset is explicit
+ * here; an app that wrote nothing still sees a plain close (FIN), as with Istio's.
+ */
+export function closeAfterFailure(downstream: Socket): void {
+  if (downstream.destroyed) return;
+  if (downstream.bytesRead > 0 || downstream.readableLength > 0) downstream.resetAndDestroy();
+  else downstream.destroy();
+}

@@ -190,13 +190,14 @@ t.test('100 concurrent connections share pooled HBONE sessions', async (t) => {
   t.equal(results.filter((r) => !r.error).length, count, 'every connection closed cleanly');
 });
 
-t.test('a refused upstream answers 503: the client connection closes with no bytes and both sides log it', async (t) => {
+t.test('a refused upstream answers 503: the client that wrote its request is reset (ECONNRESET, not EOF) and both sides log it', async (t) => {
   const closed = createServer();
   await new Promise<void>((r) => closed.listen(0, B, r));
   const port = (closed.address() as AddressInfo).port;
   await new Promise<void>((r) => closed.close(() => r()));
-  const { data } = await viaTunnel(Buffer.from('anyone?'), { host: B, port });
+  const { data, error } = await viaTunnel(Buffer.from('anyone?'), { host: B, port });
   t.equal(data.length, 0);
+  t.equal((error as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET', 'the app sees a reset, as with Istio ztunnel');
   const aLine = await a.waitForLog((l) => l['component'] === 'access' && l['dst.hbone_addr'] === `${B}:${port}`);
   t.match(String(aLine['error']), /http status: 503/);
   const bLine = await b.waitForLog((l) => l['component'] === 'access' && l['dst.hbone_addr'] === `${B}:${port}`);
@@ -208,8 +209,9 @@ t.test('a server whose certificate is not the expected identity is refused by th
   write(configA, configYaml({ bServiceAccount: 'sa-other' }));
   await a.waitForLog((l) => l['component'] === 'local_config' && /appl|reload/i.test(String(l.msg)) && l['time'] !== undefined && a.logs.indexOf(l) > 0, 10_000).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 500));
-  const { data } = await viaTunnel(Buffer.from('should not arrive'));
+  const { data, error } = await viaTunnel(Buffer.from('should not arrive'));
   t.equal(data.length, 0, 'no bytes came back');
+  t.equal((error as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET', 'the app sees a reset, not an end-of-file');
   const line = await a.waitForLog((l) => l['component'] === 'access' && /sa-other|identity|SAN|san/i.test(String(l['error'] ?? '')));
   t.match(String(line['error']), /sa-other/);
   write(configA, configYaml());
