@@ -17,7 +17,7 @@ import { SecretManager } from './identity/secret-manager.js';
 import { PlainSocketFactory } from './platform/plain-socket-factory.js';
 import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
 import { loadNativeAddon } from './platform/native-addon.js';
-import type { SocketFactory } from './platform/socket-factory.js';
+import { transparentMode, type SocketFactory } from './platform/socket-factory.js';
 import { WorkloadProxy } from './proxy/workload-proxy.js';
 import type { SharedMode } from './inpod/shared-mode.js';
 import { State } from './state/state.js';
@@ -249,7 +249,8 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
         ...(config.enableSocks5 ? { socks5: config.listeners.socks5 } : {}),
       },
       reusePort: false,
-      transparent: config.enableOrigSrc === true ? 'force' : 'off',
+      // Istio's rule in every mode: unset = spoof the client's address when IP_TRANSPARENT can be set.
+      transparent: transparentMode(config.enableOrigSrc),
       localWorkload,
       identity,
     });

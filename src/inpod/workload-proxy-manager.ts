@@ -16,7 +16,7 @@ import { formatIdentity, identityEquals, type Identity } from '../core/spiffe.js
 import type { BindAddr, Config } from '../config/config.js';
 import type { NativeAddon } from '../platform/native-addon.js';
 import { LinuxSocketFactory } from '../platform/linux-socket-factory.js';
-import type { TransparentMode } from '../platform/socket-factory.js';
+import { transparentMode } from '../platform/socket-factory.js';
 import { WorkloadProxy, type WorkloadProxyOptions } from '../proxy/workload-proxy.js';
 import { dumpConnections } from '../proxy/connection-manager.js';
 import type { Workload } from '../state/model.js';
@@ -108,10 +108,10 @@ export class WorkloadProxyManager implements ZdsHandler {
     this.log = o.logger;
     const registers = [o.registry];
     this.metrics = {
-      active: new Gauge({ name: 'workload_manager_active_proxy_count', help: 'The current number of active workload proxies', registers }),
-      pending: new Gauge({ name: 'workload_manager_pending_proxy_count', help: 'The current number of pending workload proxies', registers }),
-      started: new Counter({ name: 'workload_manager_proxies_started', help: 'The total number of workload proxies started', registers }),
-      stopped: new Counter({ name: 'workload_manager_proxies_stopped', help: 'The total number of workload proxies stopped', registers }),
+      active: new Gauge({ name: 'workload_manager_active_proxy_count', help: 'The total number current workloads with active proxies (unstable).', registers }),
+      pending: new Gauge({ name: 'workload_manager_pending_proxy_count', help: 'The total number current workloads with pending proxies (unstable).', registers }),
+      started: new Counter({ name: 'workload_manager_proxies_started', help: 'The total number of proxies that were started (unstable).', registers }),
+      stopped: new Counter({ name: 'workload_manager_proxies_stopped', help: 'The total number of proxies that were stopped (unstable).', registers }),
     };
     o.readiness.pending();
   }
@@ -384,11 +384,6 @@ export class WorkloadProxyManager implements ZdsHandler {
     if (this.snapshotProcessed && !anyPending) this.o.readiness.complete();
     else this.o.readiness.pending();
   }
-}
-
-/** capture.md §4: ENABLE_ORIG_SRC unset → best effort, true → forced, false → off. */
-export function transparentMode(enableOrigSrc: boolean | undefined): TransparentMode {
-  return enableOrigSrc === undefined ? 'try' : enableOrigSrc ? 'force' : 'off';
 }
 
 function describe(info: WorkloadInfo): string {

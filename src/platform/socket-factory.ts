@@ -6,6 +6,14 @@ import type { SocketAddr } from '../core/net.js';
 
 export type TransparentMode = 'force' | 'try' | 'off';
 
+/**
+ * capture.md §4, Istio's rule in both modes: ENABLE_ORIG_SRC unset → best effort (spoof when the
+ * listener accepts IP_TRANSPARENT), true → forced (an error without the privilege), false → off.
+ */
+export function transparentMode(enableOrigSrc: boolean | undefined): TransparentMode {
+  return enableOrigSrc === undefined ? 'try' : enableOrigSrc ? 'force' : 'off';
+}
+
 export interface ListenOptions {
   readonly host: string;
   readonly port: number;

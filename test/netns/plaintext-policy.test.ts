@@ -39,14 +39,20 @@ async function startApp(f: LinuxSocketFactory, host: string): Promise<App> {
 
 const MARK = 1337;
 
-/** One server netns + one client netns + one daemon; `transparent` = ENABLE_ORIG_SRC=true. */
-async function suite(t: Test, addon: NativeAddon, transparent: boolean): Promise<void> {
+/**
+ * One server netns + one client netns + one daemon. `origSrc` is ENABLE_ORIG_SRC: 'true', 'false'
+ * or unset. Unset is Istio's best effort: the daemon runs as root, so the listener takes
+ * IP_TRANSPARENT and the upstream is spoofed exactly as with 'true'.
+ */
+async function suite(t: Test, addon: NativeAddon, origSrc: 'true' | 'false' | undefined): Promise<void> {
+  const transparent = origSrc !== 'false';
   const pid = process.pid;
-  const suffix = transparent ? 't' : 'd';
+  const suffix = origSrc === undefined ? 'u' : transparent ? 't' : 'd';
+  const subnet = origSrc === undefined ? 2 : transparent ? 1 : 0;
   const serverNs = `zt-srv-${pid}-${suffix}`;
   const clientNs = `zt-cli-${pid}-${suffix}`;
   // Private addresses that exist only inside the two namespaces.
-  const net = `10.${200 + (pid % 50)}.${(Math.floor(pid / 50) * 2 + (transparent ? 1 : 0)) % 250}`;
+  const net = `10.${200 + (pid % 50)}.${(Math.floor(pid / 50) * 3 + subnet) % 250}`;
   const SERVER_IP = `${net}.1`;
   const CLIENT_IP = `${net}.2`;
   const dir = tempDir('zt-plaintext-');
@@ -172,7 +178,8 @@ spec:
       ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
       ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
       IPV6_ENABLED: 'false',
-      ...(transparent ? { ENABLE_ORIG_SRC: 'true', PACKET_MARK: String(MARK) } : {}),
+      ...(origSrc !== undefined ? { ENABLE_ORIG_SRC: origSrc } : {}),
+      ...(transparent ? { PACKET_MARK: String(MARK) } : {}),
       RUST_LOG: 'info',
     },
   });
@@ -218,8 +225,8 @@ spec:
     if (transparent) {
       t.equal(app.peers[peersBefore], CLIENT_IP, 'the app sees the client IP as source (IP_TRANSPARENT listener, spoofed upstream)');
     } else {
-      // Without ENABLE_ORIG_SRC the dedicated-mode listener is not IP_TRANSPARENT, so ztunnel
-      // dials the app from its own address: the app sees the server IP, not the client's.
+      // ENABLE_ORIG_SRC=false: the listener is not IP_TRANSPARENT, so ztunnel dials the app from
+      // its own address: the app sees the server IP, not the client's.
       t.equal(app.peers[peersBefore], SERVER_IP, 'the app sees the server IP as source (non-transparent listener)');
     }
   });
@@ -280,7 +287,8 @@ if (requireRoot(t)) {
     t.fail(`native addon unavailable: ${loaded.error.message}`);
   } else {
     const addon = loaded.value;
-    t.test('default listener (not transparent)', (t) => suite(t, addon, false));
-    t.test('transparent listener (ENABLE_ORIG_SRC=true) with reply routing', (t) => suite(t, addon, true));
+    t.test('ENABLE_ORIG_SRC=false: listener not transparent', (t) => suite(t, addon, 'false'));
+    t.test('ENABLE_ORIG_SRC unset (best effort, privileged): spoofed like true, with reply routing', (t) => suite(t, addon, undefined));
+    t.test('transparent listener (ENABLE_ORIG_SRC=true) with reply routing', (t) => suite(t, addon, 'true'));
   }
 }
