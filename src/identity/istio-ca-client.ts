@@ -61,10 +61,16 @@ export function readRootCa(value: string): Buffer | null {
   throw new Error(`root CA ${value}: not an existing file, SYSTEM, or PEM`);
 }
 
-/** `https://host:port` (scheme optional) → grpc target `host:port`, plus the host for TLS. */
+/**
+ * `https://host:port` (scheme optional) → grpc target `host:port`, plus the host for TLS.
+ * Istio's ztunnel talks to istiod over TLS only: its connector refuses any other scheme on every
+ * attempt with `unsupported scheme <scheme>` (so `http://istiod:15010` never connects, in plaintext
+ * or otherwise). The same error here, thrown per attempt so the caller's retry and log apply.
+ */
 export function controlPlaneTarget(address: string): { target: string; host: string } {
   const url = new URL(address.includes('://') ? address : `https://${address}`);
-  const port = url.port || (url.protocol === 'http:' ? '80' : '443');
+  if (url.protocol !== 'https:') throw new Error(`unsupported scheme ${url.protocol.slice(0, -1)}`);
+  const port = url.port || '443';
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   return { target: `${url.hostname}:${port}`, host };
 }

@@ -113,6 +113,8 @@ export interface FakeIstiodOptions {
   readonly extraRootsPem?: readonly string[];
   /** SANs of istiod's serving certificate (default: istiod.istio-system.svc, localhost, 127.0.0.1). */
   readonly serverSans?: readonly { readonly type: 'dns' | 'ip'; readonly value: string }[];
+  /** Serve plaintext gRPC (as istiod's 15010) instead of TLS; `address` is then `http://`. */
+  readonly plaintext?: boolean;
 }
 
 interface StoredResource {
@@ -152,6 +154,7 @@ export class FakeIstiod {
   caResponder: ((ctx: CaResponderContext) => Promise<string[]> | string[]) | undefined;
 
   #port: number;
+  readonly #plaintext: boolean;
   #server: Server | undefined;
   readonly #serverKeyPem: string;
   readonly #serverCertPem: string;
@@ -180,6 +183,7 @@ export class FakeIstiod {
     this.#intermediate = intermediate;
     this.#extraRootsPem = opts.extraRootsPem ?? [];
     this.#port = opts.port ?? 0;
+    this.#plaintext = opts.plaintext ?? false;
   }
 
   static async start(opts: FakeIstiodOptions = {}): Promise<FakeIstiod> {
@@ -213,7 +217,7 @@ export class FakeIstiod {
 
   /** `https://127.0.0.1:<port>`, for XDS_ADDRESS / CA_ADDRESS. */
   get address(): string {
-    return `https://127.0.0.1:${this.#port}`;
+    return `${this.#plaintext ? 'http' : 'https'}://127.0.0.1:${this.#port}`;
   }
 
   /** Number of ADS streams currently open. */
@@ -331,7 +335,7 @@ export class FakeIstiod {
         this.#onCreateCertificate(call, cb).catch((e: unknown) => cb({ code: GrpcStatus.INTERNAL, details: String(e) }));
       },
     } as UntypedServiceImplementation);
-    const creds = ServerCredentials.createSsl(null, [
+    const creds = this.#plaintext ? ServerCredentials.createInsecure() : ServerCredentials.createSsl(null, [
       { private_key: Buffer.from(this.#serverKeyPem), cert_chain: Buffer.from(this.#serverCertPem) },
     ], false);
     this.#port = await new Promise<number>((resolve, reject) => {

@@ -171,6 +171,15 @@ t.test('CA errors and an unreachable CA become IDENTITY_UNAVAILABLE with the gRP
   tt.equal(formatIdentity(cert.identity), 'spiffe://cluster.local/ns/shop/sa/cart', 'works again once istiod is back');
 });
 
+t.test("CA_ADDRESS with http:// (istiod's plaintext 15010): as in Istio's ztunnel, nothing is sent; each call fails with \"unsupported scheme http\"", async (tt) => {
+  const { fake, client } = await setup(tt, {}, { plaintext: true });
+  tt.match(fake.address, /^http:\/\//);
+  const e = await rejection(client.fetchCertificate(cart));
+  tt.equal(e.code, 'IDENTITY_UNAVAILABLE');
+  tt.match(String((e.cause as Error | undefined)?.message ?? e.message), /unsupported scheme http/);
+  tt.equal(fake.caRequests.length, 0, 'no CSR reached the plaintext server');
+});
+
 t.test('a rotated token file and a replaced CA_ROOT_CA file are picked up by the next call', async (tt) => {
   const first = await setup(tt);
   await first.client.fetchCertificate(cart);

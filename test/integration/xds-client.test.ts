@@ -12,6 +12,7 @@ import type { StateBatch, StateSink } from '../../src/state/batch.js';
 import type { Service, Workload } from '../../src/state/model.js';
 import type { Authorization } from '../../src/policy/model.js';
 import { FakeIstiod } from '../helpers/fake-istiod.js';
+import { createLogger, type Logger } from '../../src/telemetry/logger.js';
 
 const WAIT_MS = 10_000;
 
@@ -125,7 +126,7 @@ interface Setup {
 
 async function setup(
   tt: Test,
-  opts: { config?: Partial<AdsConfig>; fake?: Parameters<typeof FakeIstiod.start>[0]; seed?: (f: FakeIstiod) => void } = {},
+  opts: { config?: Partial<AdsConfig>; fake?: Parameters<typeof FakeIstiod.start>[0]; seed?: (f: FakeIstiod) => void; logger?: Logger } = {},
 ): Promise<Setup> {
   const fake = await FakeIstiod.start(opts.fake);
   opts.seed?.(fake);
@@ -152,7 +153,7 @@ async function setup(
     xdsOnDemand: false,
     ...opts.config,
   };
-  const client = new AdsClient({ config, sink, metrics, onFirstAck: (u) => firstAcks.push(u) });
+  const client = new AdsClient({ config, sink, metrics, onFirstAck: (u) => firstAcks.push(u), ...(opts.logger ? { logger: opts.logger } : {}) });
   tt.teardown(async () => {
     client.close();
     await fake.stop();
@@ -400,4 +401,17 @@ t.test('stream endings are counted by reason: OK → Complete, CANCELLED → Rec
     tt.equal(metrics.terminations.at(-1), reason, `${GrpcStatus[code]} counts as ${reason}`);
   }
   tt.same(metrics.terminations, ['Complete', 'Reconnect', 'Error']);
+});
+
+t.test("XDS_ADDRESS with http:// (istiod's plaintext 15010): as in Istio's ztunnel, no plaintext gRPC is spoken; each attempt fails with \"unsupported scheme http\"", async (tt) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: 'info', destination: { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) } });
+  const { fake, client, metrics, sink } = await setup(tt, { fake: { plaintext: true }, logger });
+  tt.match(fake.address, /^http:\/\//);
+  client.start();
+  await metrics.untilTerminations(2);
+  tt.ok(metrics.terminations.every((r) => r === 'ConnectionError'), 'every attempt ends as a connection error');
+  tt.equal(fake.requests.length, 0, 'no request reached the plaintext server');
+  tt.equal(sink.batches.length, 0);
+  tt.ok(lines.some((l) => l['err'] === 'unsupported scheme http'), 'the error names the scheme, as Istio logs it');
 });
