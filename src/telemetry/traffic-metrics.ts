@@ -84,13 +84,13 @@ export function createTrafficMetrics(registry: Registry, opts: { istioVersion: s
   const collect = () => flush();
   const mk = (name: string, help: string) =>
     new Counter({ name, help, labelNames: TRAFFIC_LABELS, registers: [registry], collect });
-  const opened = mk('istio_tcp_connections_opened', 'The total number of TCP connections opened');
-  const closed = mk('istio_tcp_connections_closed', 'The total number of TCP connections closed');
-  const received = mk('istio_tcp_received_bytes', 'The size of total bytes received during request in case of a TCP connection');
-  const sent = mk('istio_tcp_sent_bytes', 'The size of total bytes sent during response in case of a TCP connection');
-  const failed = mk('istio_tcp_connections_failed', 'The total number of TCP connections that failed to establish (unstable)');
-  const socketsOpen = new Gauge({ name: 'istio_tcp_sockets_open', help: 'The current number of open TCP sockets (unstable)', labelNames: ['reporter'], registers: [registry], collect });
-  const build = new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [registry] });
+  const opened = mk('istio_tcp_connections_opened', 'The total number of TCP connections opened.');
+  const closed = mk('istio_tcp_connections_closed', 'The total number of TCP connections closed.');
+  const received = mk('istio_tcp_received_bytes', 'The size of total bytes received during request in case of a TCP connection.');
+  const sent = mk('istio_tcp_sent_bytes', 'The size of total bytes sent during response in case of a TCP connection.');
+  const failed = mk('istio_tcp_connections_failed', 'The total number of TCP connections that failed to establish (unstable).');
+  const socketsOpen = new Gauge({ name: 'istio_tcp_sockets_open', help: 'The current number of open TCP sockets (unstable).', labelNames: ['reporter'], registers: [registry], collect });
+  const build = new Gauge({ name: 'istio_build', help: 'Istio component build info.', labelNames: ['component', 'tag'], registers: [registry] });
   build.set({ component: 'ztunnel', tag: opts.istioVersion || 'unknown' }, 1);
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
   const sockets = new Map<string, number>();
