@@ -26,6 +26,7 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
       return;
     }
     const logger = createLogger({ level: 'info', ...(result.value.logFormat === 'plain' ? { destination: plainDestination() } : {}) });
+    for (const w of result.value.warnings) logger.warn(w);
     try {
       // The data path relies on a few Node internals (src/core/node-internals.ts): refuse to start
       // on a Node that lacks one rather than degrade in silence.

@@ -117,4 +117,6 @@ export interface Config {
   readonly logFormat: 'plain' | 'json';
   readonly authzPolicyInfoLogging: boolean;
   readonly istioVersion: string;
+  /** Settings accepted with a caveat (Istio's ztunnel would ignore the value in silence); logged at start. */
+  readonly warnings: readonly string[];
 }

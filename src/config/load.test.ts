@@ -269,7 +269,7 @@ const fatal: [string, Call, RegExp][] = [
   ['a malformed duration', { env: { ...K8S, SECRET_TTL: 'forever' } }, /^--secret-ttl \/ SECRET_TTL: "forever" is not a duration/],
   ['a sub-second keepalive', { env: { ...K8S, KEEPALIVE_TIME: '500ms' } }, /^--keepalive-time \/ KEEPALIVE_TIME: "500ms" is shorter than 1s$/],
   ['an unknown log level', { env: { ...K8S, RUST_LOG: 'info,ztunnel::proxy=loud' } }, /^--log-level \/ RUST_LOG: "info,ztunnel::proxy=loud" has an unknown level/],
-  ['an unknown log format', { env: { ...K8S, LOG_FORMAT: 'xml' } }, /^--log-format \/ LOG_FORMAT: "xml" must be one of plain, json$/],
+  ['an unknown --log-format (the flag stays strict; LOG_FORMAT follows Istio)', { env: K8S, flags: { 'log-format': 'xml' } }, /^--log-format \/ LOG_FORMAT: "xml" must be one of plain, json$/],
   ['bad ISTIO_METAJSON_ JSON', { env: { ...K8S, ISTIO_METAJSON_LABELS: '{app:' } }, /^ISTIO_METAJSON_LABELS: "\{app:" is not valid JSON/],
   ['an XDS header value with a newline', { env: { ...K8S, XDS_HEADER_X_TOKEN: 'a\nb' } }, /^XDS_HEADER_X_TOKEN: .* is not a valid gRPC metadata value/],
   ['a CA root certificate without its key', { env: { ...K8S, ZTUNNEL_CA_CERT: './root.pem' } }, /--ca-cert \/ ZTUNNEL_CA_CERT and --ca-key \/ ZTUNNEL_CA_KEY/],
@@ -286,10 +286,10 @@ for (const [name, call, message] of fatal) {
 
 t.test('every bad value is reported, not just the first', async (t) => {
   const errors = bad(t, {
-    env: { ...K8S, POOL_MAX_STREAMS_PER_CONNECTION: 'abc', FAKE_CA: 'yes', HTTP2_FRAME_SIZE: '1', LOG_FORMAT: 'xml', ZTUNNEL_WORKER_THREADS: 'many' },
+    env: { ...K8S, POOL_MAX_STREAMS_PER_CONNECTION: 'abc', FAKE_CA: 'yes', HTTP2_FRAME_SIZE: '1', KEEPALIVE_RETRIES: 'x', ZTUNNEL_WORKER_THREADS: 'many' },
   });
   t.equal(errors.length, 5);
-  for (const name of ['POOL_MAX_STREAMS_PER_CONNECTION', 'FAKE_CA', 'HTTP2_FRAME_SIZE', 'LOG_FORMAT', 'ZTUNNEL_WORKER_THREADS']) {
+  for (const name of ['POOL_MAX_STREAMS_PER_CONNECTION', 'FAKE_CA', 'HTTP2_FRAME_SIZE', 'KEEPALIVE_RETRIES', 'ZTUNNEL_WORKER_THREADS']) {
     t.ok(errors.some((e) => e.includes(name)), `${name} is reported`);
   }
 });

@@ -83,9 +83,9 @@ export function loadConfig(input: LoadConfigInput): Result<Config, string[]> {
   }
   const fakeCa = inp.bool('fakeCa') ?? false;
   const defaultIstiod = inKubernetes ? 'https://istiod.istio-system.svc:15012' : 'https://localhost:15012';
-  const xdsAddress = embeddedDefault ? null : controlPlaneUri('xdsAddress', inp.text('xdsAddress') ?? pc.discoveryAddress ?? defaultIstiod, errors);
+  const xdsAddress = embeddedDefault ? null : controlPlaneUri('xdsAddress', inp.text('xdsAddress') ?? pc.discoveryAddress ?? defaultIstiod, errors, inp.warnings);
   // Rust ztunnel: the CA default is the istiod default only (not discoveryAddress); FAKE_CA → none.
-  const caAddress = embeddedDefault || fakeCa ? null : controlPlaneUri('caAddress', inp.text('caAddress') ?? defaultIstiod, errors);
+  const caAddress = embeddedDefault || fakeCa ? null : controlPlaneUri('caAddress', inp.text('caAddress') ?? defaultIstiod, errors, inp.warnings);
   const xdsOnDemand = inp.bool('xdsOnDemand') ?? false;
 
   let authToken = inp.text('authToken') || undefined;
@@ -188,8 +188,8 @@ export function loadConfig(input: LoadConfigInput): Result<Config, string[]> {
     http2StreamWindowSize: inp.int('http2StreamWindowSize') ?? 4 * 1024 * 1024,
     http2ConnectionWindowSize: inp.int('http2ConnectionWindowSize') ?? 16 * 1024 * 1024,
     http2FrameSize: inp.int('http2FrameSize') ?? 1024 * 1024,
-    tls12Enabled: inp.bool('tls12Enabled') ?? false,
-    compliancePolicy: inp.choice('compliancePolicy'),
+    tls12Enabled: inp.istioExact('tls12Enabled', 'true', 'false', () => inp.bool('tls12Enabled')) ?? false,
+    ...(inp.istioExact('compliancePolicy', 'pqc', '', () => inp.choice('compliancePolicy') === 'pqc') ? { compliancePolicy: 'pqc' } : {}),
     crlPath: inp.text('crlPath') || undefined,
     enableResponseBaggage: inp.bool('enableResponseBaggage') ?? true,
     localhostAppTunnel: inp.bool('localhostAppTunnel') ?? true,
@@ -213,12 +213,25 @@ export function loadConfig(input: LoadConfigInput): Result<Config, string[]> {
     workerThreads,
     listeners,
     logLevel,
-    logFormat: inp.choice<'plain' | 'json'>('logFormat') ?? 'plain',
-    authzPolicyInfoLogging: inp.bool('authzPolicyInfoLogging') ?? false,
+    logFormat: inp.istioExact('logFormat', 'json', 'plain', () => inp.choice<'plain' | 'json'>('logFormat') === 'json') ? 'json' : 'plain',
+    authzPolicyInfoLogging: inp.istioExact('authzPolicyInfoLogging', 'true', 'false', () => inp.bool('authzPolicyInfoLogging')) ?? false,
     istioVersion: proxyMetadata.get('ISTIO_VERSION') || 'unknown',
+    warnings: inp.warnings,
   };
-  // Not part of Config yet, but validated like every other row.
-  inp.text('preferedServiceNamespace');
+  if (dnsCaptureMeta?.toLowerCase() === 'true' || (dnsMeta !== undefined && dnsMeta !== '')) {
+    inp.warnings.push(`${dnsCaptureMeta !== undefined ? 'ISTIO_META_DNS_CAPTURE' : 'ISTIO_META_DNS_PROXY_ADDR'}: ztunnel-ts has no DNS proxy; nothing listens on the DNS proxy address (${listeners.dns.host}:${listeners.dns.port})`);
+  }
+  if (config.crlPath !== undefined) {
+    inp.warnings.push(`CRL_PATH=${JSON.stringify(config.crlPath)} is not applied yet: ztunnel-ts does not check peer certificates against a CRL`);
+  }
+  // Istio's ztunnel reads these only in its DNS proxy (search domains; the namespace preferred when
+  // several Services share a hostname). ztunnel-ts has no DNS proxy: say so instead of ignoring them.
+  for (const key of ['clusterDomain', 'preferedServiceNamespace'] as const) {
+    const v = inp.text(key);
+    if (v !== undefined && v !== '') {
+      inp.warnings.push(`${OPTIONS[key].env}=${JSON.stringify(v)} has no effect: Istio's ztunnel uses it only in its DNS proxy, and ztunnel-ts has no DNS proxy`);
+    }
+  }
 
   // Cross-field checks (ports-and-modes.md §4); texts as Rust ztunnel's.
   if (dnsProxy && xdsOnDemand) {
@@ -241,6 +254,7 @@ interface Raw {
 
 class Inputs {
   readonly errors: string[] = [];
+  readonly warnings: string[] = [];
   constructor(
     private readonly flags: Record<string, unknown>,
     private readonly env: Record<string, string | undefined>,
@@ -294,6 +308,27 @@ class Inputs {
     if (s === 'false') return false;
     this.fail(key, `${JSON.stringify(s)} is not a boolean (use true or false)`);
     return undefined;
+  }
+
+  /**
+   * A setting Istio's ztunnel reads by comparing the variable with one exact text (`== "true"`,
+   * `== "json"`, `== "pqc"`) and treats every other value as off, silently. From the environment
+   * the same holds here, with a warning naming the variable when the value is neither the "on"
+   * text nor the usual "off" text. A flag (ztunnel-ts only) keeps the strict parse of its type.
+   * Returns true (on), false (off) or undefined (not given).
+   */
+  istioExact(key: OptionKey, on: string, off: string, strict: () => boolean | undefined): boolean | undefined {
+    const r = this.raw(key);
+    if (r === undefined) return undefined;
+    if (r.fromFlag) return strict();
+    const s = this.text(key);
+    if (s === undefined || s === '') return undefined;
+    if (s === on) return true;
+    if (s !== off) {
+      const o: OptionSpec = OPTIONS[key];
+      this.warnings.push(`${o.env}=${JSON.stringify(s)} is not ${JSON.stringify(on)}: treated as ${JSON.stringify(off)}, as Istio's ztunnel does (it compares the value with ${JSON.stringify(on)} exactly)`);
+    }
+    return false;
   }
 
   int(key: OptionKey): number | undefined {
@@ -412,7 +447,7 @@ export function parseBindAddr(s: string): Result<BindAddr, string> {
  * XDS_ADDRESS / CA_ADDRESS: "" disables (null); `https://` is added when there is no scheme
  * (istio/ztunnel validate_uri); anything that is then not a URL with a host is an error.
  */
-function controlPlaneUri(key: 'xdsAddress' | 'caAddress', value: string, errors: string[]): string | null {
+function controlPlaneUri(key: 'xdsAddress' | 'caAddress', value: string, errors: string[], warnings: string[]): string | null {
   if (value === '') return null;
   const uri = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `https://${value}`;
   let host = '';
@@ -424,6 +459,10 @@ function controlPlaneUri(key: 'xdsAddress' | 'caAddress', value: string, errors:
   if (host === '') {
     errors.push(`${optionLabel(key)}: ${JSON.stringify(value)} is not a valid URI`);
     return null;
+  }
+  const scheme = uri.slice(0, uri.indexOf(':')).toLowerCase();
+  if (scheme !== 'https') {
+    warnings.push(`${OPTIONS[key].env}=${JSON.stringify(value)}: only https is spoken to the control plane, as by Istio's ztunnel; every connection attempt fails with "unsupported scheme ${scheme}"`);
   }
   return uri;
 }
