@@ -202,12 +202,13 @@ function plain(v: unknown): unknown {
 
 /**
  * The `config` section: every setting with its value, map-valued ones included, and no secret.
- * As in Istio's ztunnel, the token source (AUTH_TOKEN) is left out, and the xDS/CA headers are a
+ * As in Istio's ztunnel, the token source (AUTH_TOKEN) is left out (and so are the start-up
+ * warnings, which are logs), and the xDS/CA headers are a
  * list of `[name, value]` pairs; a header that carries a credential (authorization, token, …)
  * shows `<redacted>` where Istio's ztunnel would print the value.
  */
 export function dumpConfig(config: Partial<Config>): Record<string, unknown> {
-  const { authToken: _token, xdsHeaders, caHeaders, ...rest } = config;
+  const { authToken: _token, warnings: _warnings, xdsHeaders, caHeaders, ...rest } = config;
   const headers = (m: ReadonlyMap<string, string> | undefined) => [...(m ?? [])].map(([k, v]) => [k, SECRET_HEADER.test(k) ? REDACTED : v]);
   return { ...(plain(rest) as Record<string, unknown>), xdsHeaders: headers(xdsHeaders), caHeaders: headers(caHeaders) };
 }
