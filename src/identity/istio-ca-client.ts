@@ -12,7 +12,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
-  credentials, loadPackageDefinition, Metadata, status as GrpcStatus, type ChannelCredentials, type Client,
+  connectivityState, credentials, loadPackageDefinition, Metadata, status as GrpcStatus, type ChannelCredentials, type Client,
   type ServiceError,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -110,11 +110,44 @@ export function controlPlaneMetadata(
 }
 
 /** Channel options both control-plane clients use (xds.md §1: keepalive 30 s / 10 s). */
+/**
+ * HTTP/2 keepalive of the xDS and CA channels, within what a grpc-go server (istiod) enforces by
+ * default: no ping more often than every 5 minutes (`MinTime`), none without an active call
+ * (`PermitWithoutStream: false`) — otherwise the server answers with a `too_many_pings` GOAWAY.
+ * istiod itself allows a ping every 15 s while a stream is open; Istio's ztunnel pings after 30 s
+ * without received data, only while a call is open. A dead peer is still noticed by TCP keepalive
+ * and by the xDS/CA deadlines.
+ */
 export const CONTROL_PLANE_CHANNEL_OPTIONS = {
-  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_time_ms': 300_000,
   'grpc.keepalive_timeout_ms': 10_000,
-  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.keepalive_permit_without_calls': 0,
 } as const;
+
+/** Connect timeout of the xDS and CA channels (TCP + TLS), as Istio's ztunnel's 5 s. */
+export const CONTROL_PLANE_CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * Resolves once the channel is connected; rejects when the connection attempt fails (refused,
+ * TLS error: at once, as a failed connect does in Istio's ztunnel; `code` UNAVAILABLE) or after
+ * `timeoutMs` (`code` DEADLINE_EXCEEDED).
+ */
+export function waitForChannelReady(client: Pick<Client, 'getChannel'>, timeoutMs: number): Promise<void> {
+  const channel = client.getChannel();
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state === connectivityState.READY) return resolve();
+      if (state === connectivityState.TRANSIENT_FAILURE || state === connectivityState.SHUTDOWN) {
+        return reject(Object.assign(new Error('connection failed'), { code: GrpcStatus.UNAVAILABLE }));
+      }
+      channel.watchConnectivityState(state, deadline, (e) =>
+        e ? reject(Object.assign(new Error(`no connection within ${timeoutMs / 1000} s`), { code: GrpcStatus.DEADLINE_EXCEEDED })) : check());
+    };
+    check();
+  });
+}
 
 /** Splits concatenated PEM text into one PEM string per certificate. */
 export function splitPemCertificates(text: string): string[] {
@@ -215,6 +248,12 @@ export class IstioCaClient implements CaClient {
 
     const client = this.#client();
     const md = controlPlaneMetadata(readAuthToken(cfg.authToken), cfg.clusterId, cfg.caHeaders, this.#logger);
+    try {
+      await waitForChannelReady(client, Math.min(CONTROL_PLANE_CONNECT_TIMEOUT_MS, this.#callTimeoutMs));
+    } catch (e) {
+      if (this.#channel?.client === client) this.close();
+      throw new ZtunnelError('IDENTITY_UNAVAILABLE', `CreateCertificate failed: ${(e as Error).message}`, { cause: e });
+    }
     const res = await new Promise<CreateCertificateResponse>((resolve, reject) => {
       client.CreateCertificate(request, md, { deadline: Date.now() + this.#callTimeoutMs }, (e, r) => {
         if (!e) return resolve(r ?? {});

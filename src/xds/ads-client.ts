@@ -1,8 +1,10 @@
 // Delta ADS client (spec/xds.md §1–§3): one bidi DeltaAggregatedResources stream to istiod over
 // TLS, watching istio.workload.Address and istio.security.Authorization. Each response is decoded
 // resource by resource: good ones go to the StateSink in one batch, bad ones are NACKed by name
-// (`"<name>: <reason>; ..."`) and not recorded, so a reconnect (initial_resource_versions) makes
-// istiod send them again. Reconnects back off per §1; readiness waits for the first ACK of each
+// (`"<name>: <reason>; ..."`, error_detail.code 0 as Istio's ztunnel sends it). A rejected
+// resource keeps the last version that was accepted under its name (if any) in
+// initial_resource_versions, as Istio's ztunnel does: istiod sends removals only for names the
+// client reports, so a resource deleted while disconnected is still removed after a reconnect. Reconnects back off per §1; readiness waits for the first ACK of each
 // initially watched, non-on-demand type (§2.5).
 //
 // Messages are (de)serialized with protobufjs from proto/ (xds-proto.ts) so the raw response size
@@ -16,8 +18,8 @@ import type { StateBatch, StateSink } from '../state/batch.js';
 import { serviceKey, type Service, type Workload } from '../state/model.js';
 import type { Logger } from '../telemetry/logger.js';
 import {
-  CONTROL_PLANE_CHANNEL_OPTIONS, controlPlaneCredentials, controlPlaneMetadata, controlPlaneTarget,
-  readAuthToken, readRootCa,
+  CONTROL_PLANE_CHANNEL_OPTIONS, CONTROL_PLANE_CONNECT_TIMEOUT_MS, controlPlaneCredentials, controlPlaneMetadata,
+  controlPlaneTarget, readAuthToken, readRootCa, waitForChannelReady,
 } from '../identity/istio-ca-client.js';
 import { buildNode } from './ads-node.js';
 import { decodeAddress } from './decode-address.js';
@@ -182,19 +184,44 @@ export class AdsClient {
     if (this.#closed) return;
     const id = ++this.#connectionId;
     const cfg = this.#cfg;
-    let call: ClientDuplexStream<object, Received>;
+    let client: Client;
     try {
       if (!cfg.xdsAddress) throw new Error('XDS_ADDRESS is not set');
-      const proto = (this.#proto ??= loadXdsProto());
-      // The token and root are read on every (re)connect so rotated files are picked up.
-      const md = controlPlaneMetadata(readAuthToken(cfg.authToken), cfg.clusterId, cfg.xdsHeaders, this.#log);
+      this.#proto ??= loadXdsProto();
       const creds = controlPlaneCredentials(readRootCa(cfg.xdsRootCa), cfg.altXdsHostname);
       // A fresh channel per attempt: our own backoff governs reconnects, not grpc-js's.
-      const client = new Client(controlPlaneTarget(cfg.xdsAddress).target, creds, {
+      client = new Client(controlPlaneTarget(cfg.xdsAddress).target, creds, {
         ...CONTROL_PLANE_CHANNEL_OPTIONS,
         'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       });
-      this.#client = client;
+    } catch (e) {
+      this.#log?.warn({ err: (e as Error).message }, 'xDS connection setup failed');
+      this.#endCall();
+      this.#terminated('ConnectionError');
+      return;
+    }
+    this.#client = client;
+    // Connect first, bounded as Istio's ztunnel bounds it (5 s); the stream opens on a live channel.
+    waitForChannelReady(client, CONTROL_PLANE_CONNECT_TIMEOUT_MS).then(
+      () => {
+        if (id === this.#connectionId && !this.#closed) this.#openStream(id, client);
+      },
+      (e: Error) => {
+        if (id !== this.#connectionId || this.#closed) return;
+        this.#log?.warn({ err: e.message }, 'xDS connection error');
+        this.#endCall();
+        this.#terminated('ConnectionError');
+      },
+    );
+  }
+
+  #openStream(id: number, client: Client): void {
+    const cfg = this.#cfg;
+    const proto = this.#proto!;
+    let call: ClientDuplexStream<object, Received>;
+    try {
+      // The token and root are read on every (re)connect so rotated files are picked up.
+      const md = controlPlaneMetadata(readAuthToken(cfg.authToken), cfg.clusterId, cfg.xdsHeaders, this.#log);
       call = client.makeBidiStreamRequest(
         ADS_METHOD_PATH,
         (req: object) => toBuffer(encodeMessage(proto.deltaRequest, req as Record<string, unknown>)),
@@ -317,7 +344,8 @@ export class AdsClient {
     const req: Record<string, unknown> = { type_url: typeUrl, response_nonce: nonce };
     if (rejects.length > 0) {
       const message = rejects.map((r) => `${r.name}: ${r.reason}`).join('; ');
-      req['error_detail'] = { code: GrpcStatus.INVALID_ARGUMENT, message };
+      // Istio's ztunnel leaves the code at its default (0) and puts everything in the message.
+      req['error_detail'] = { code: 0, message };
       this.#log?.error({ type_url: typeUrl, nonce, error: req['error_detail'] }, 'sending NACK');
     }
     this.#send(req);
@@ -429,7 +457,10 @@ export class AdsClient {
     return this.#commit(st, batch, accepted, removed, rejects, resources);
   }
 
-  /** Applies the batch, then records what is now held (NACKed names are not recorded, §2.2). */
+  /**
+   * Applies the batch, then records what is now held. A NACKed name is not recorded; an earlier
+   * accepted version under that name stays (the state still holds that version, §2.2).
+   */
   #commit(
     st: TypeState,
     batch: StateBatch,
@@ -456,7 +487,6 @@ export class AdsClient {
       st.versions.set(name, version);
       st.held.set(name, held);
     }
-    for (const rej of rejects) st.versions.delete(rej.name);
     return rejects;
   }
 }

@@ -2,6 +2,7 @@
 // 127.0.0.1): initial sync and readiness, incremental pushes, per-resource NACKs, reconnects with
 // initial_resource_versions, token rotation, headers and node, on-demand, TLS verification.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
@@ -303,6 +304,41 @@ t.test('a bad resource is NACKed by name while the good ones of the same respons
   tt.same([...resent.names].sort(), ['Kubernetes//Pod/shop/legacy', 'Kubernetes//Pod/shop/short-ip', 'garbage'].sort(),
     'istiod resends only what the client did not hold');
   await fake.waitForRequest((r) => r.stream === 2 && !!r.errorDetail);
+});
+
+t.test('a control plane that accepts TCP but never completes TLS counts as a connection error after the 5 s connect timeout', async (tt) => {
+  const silent = createServer((s) => { s.on('error', () => {}); held.push(s); });
+  const held: Socket[] = [];
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  tt.teardown(() => { for (const s of held) s.destroy(); silent.close(); });
+  const { client, metrics } = await setup(tt, { config: { xdsAddress: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` } });
+  client.start();
+  await metrics.untilTerminations(1);
+  tt.same(metrics.terminations.slice(0, 1), ['ConnectionError'], 'the hung connect ends as a ConnectionError, then the client retries');
+  tt.ok(held.length >= 1, 'the TCP connection was made');
+  tt.notOk(client.isReady(), 'not ready');
+});
+
+t.test('a NACKed update keeps the accepted version: a removal made while disconnected still arrives', async (tt) => {
+  const { fake, sink, client } = await setup(tt, {
+    seed: (f) => f.setWorkload(workload('frontend', '10.244.1.12'), 'f1'),
+  });
+  client.start();
+  await withTimeout(client.ready, 'ready');
+
+  fake.setWorkload({ ...workload('frontend', '10.244.1.12'), tunnel_protocol: 2 }, 'f2');
+  const nack = await fake.waitForRequest((r) => !!r.errorDetail);
+  tt.equal(nack.errorDetail!.code, 0, 'error_detail.code is 0, as Istio\'s ztunnel sends it');
+  tt.match(nack.errorDetail!.message, /^Kubernetes\/\/Pod\/shop\/frontend: /);
+  tt.ok(sink.workloads.has('Kubernetes//Pod/shop/frontend'), 'the accepted version stays in the state');
+  tt.equal(client.resourceVersions(ADDRESS_TYPE_URL).get('Kubernetes//Pod/shop/frontend'), 'f1', 'and its version is still reported');
+
+  await fake.stop();
+  fake.remove(ADDRESS_TYPE_URL, 'Kubernetes//Pod/shop/frontend'); // deleted while the client is away
+  await fake.restart();
+  const again = await fake.waitForRequest((r) => r.stream > 1 && r.typeUrl === ADDRESS_TYPE_URL && r.nonce === '');
+  tt.same(again.initialResourceVersions, { 'Kubernetes//Pod/shop/frontend': 'f1' }, 'reconnect reports the last accepted version');
+  await sink.until(() => !sink.workloads.has('Kubernetes//Pod/shop/frontend'), 'the removal sent for the reported name');
 });
 
 t.test('the client reconnects after istiod restarts on the same port and counts the terminations', async (tt) => {
