@@ -195,9 +195,7 @@ export class AdsClient {
         'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       });
     } catch (e) {
-      this.#log?.warn({ err: (e as Error).message }, 'xDS connection setup failed');
-      this.#endCall();
-      this.#terminated('ConnectionError');
+      this.#setupFailed(e);
       return;
     }
     this.#client = client;
@@ -215,6 +213,12 @@ export class AdsClient {
     );
   }
 
+  #setupFailed(e: unknown): void {
+    this.#log?.warn({ err: (e as Error).message }, 'xDS connection setup failed');
+    this.#endCall();
+    this.#terminated('ConnectionError');
+  }
+
   #openStream(id: number, client: Client): void {
     const cfg = this.#cfg;
     const proto = this.#proto!;
@@ -229,9 +233,7 @@ export class AdsClient {
         md,
       );
     } catch (e) {
-      this.#log?.warn({ err: (e as Error).message }, 'xDS connection setup failed');
-      this.#endCall();
-      this.#terminated('ConnectionError');
+      this.#setupFailed(e);
       return;
     }
     this.#call = call;
