@@ -168,3 +168,45 @@ t.test('endpoints are picked in proportion to their capacity', async (t) => {
   t.ok(heavy > 0.85 && heavy < 0.95, `capacity-9 endpoint share ${heavy} is about 0.9`);
   t.equal((counts.get('10.244.6.1') ?? 0) + (counts.get('10.244.6.2') ?? 0), n, 'only the two endpoints are used');
 });
+
+// --- weightedWaypoints (Istio's fetch_service_waypoint) -------------------------------------------
+{
+  const wpB: GatewayAddress = { destination: { kind: 'address', address: { network: '', ip: '10.244.9.10' } }, hboneMtlsPort: 15008 };
+  const canaryState = new State();
+  const wpB_workload = workload({ uid: 'c1//Pod/shop/waypoint-b', namespace: 'shop', serviceAccount: 'waypoint-b', workloadIps: ['10.244.9.10'] });
+  const target = workload({ uid: 'c1//Pod/shop/split-1', namespace: 'shop', workloadIps: ['10.244.7.1'], services: svcOf('shop/split.shop.svc.cluster.local') });
+  const split = (weighted: { destination: GatewayAddress; weight: number }[], single?: GatewayAddress) =>
+    service({ hostname: 'split.shop.svc.cluster.local', namespace: 'shop', vips: vip('10.96.0.21'), ports: ports({ 80: 8080 }), weightedWaypoints: weighted, ...(single ? { waypoint: single } : {}) });
+  const hopOf = (svc: ReturnType<typeof split>, random: () => number): string => {
+    canaryState.apply({ workloads: { upsert: [frontend, waypoint, wpB_workload, target], remove: [] }, services: { upsert: [svc], remove: [] } });
+    const r = buildRoute(canaryState, { source: frontend, dst: { ip: '10.96.0.21', port: 80 }, network: '' }, { ...baseOpts, random });
+    return r.kind === 'hbone' ? `${r.nextHop.ip} via waypoint ${r.viaWaypoint}` : r.kind;
+  };
+  const fixed = (x: number) => () => x;
+
+  t.test('weightedWaypoints: a draw below the first weight picks the first, above it the second (weight / total)', async (t) => {
+    const svc = split([{ destination: wpAddr, weight: 90 }, { destination: wpB, weight: 10 }]);
+    t.equal(hopOf(svc, fixed(0.0)), '10.244.9.9 via waypoint true');
+    t.equal(hopOf(svc, fixed(0.899)), '10.244.9.9 via waypoint true');
+    t.equal(hopOf(svc, fixed(0.9)), '10.244.9.10 via waypoint true');
+    t.equal(hopOf(svc, fixed(0.999999)), '10.244.9.10 via waypoint true');
+  });
+
+  t.test('weightedWaypoints: a zero weight is never picked; the single waypoint field is not used when a weight is positive', async (t) => {
+    const svc = split([{ destination: wpAddr, weight: 0 }, { destination: wpB, weight: 5 }], wpAddr);
+    for (const x of [0, 0.3, 0.99]) t.equal(hopOf(svc, fixed(x)), '10.244.9.10 via waypoint true');
+  });
+
+  t.test('weightedWaypoints all zero: the single waypoint field applies; without one the Service is reached directly', async (t) => {
+    t.equal(hopOf(split([{ destination: wpB, weight: 0 }], wpAddr), fixed(0.5)), '10.244.9.9 via waypoint true');
+    t.equal(hopOf(split([{ destination: wpB, weight: 0 }]), fixed(0.5)), '10.244.7.1 via waypoint false');
+  });
+
+  t.test('weightedWaypoints 3:1 over 4000 seeded connections: about three quarters to the first', async (t) => {
+    const svc = split([{ destination: wpAddr, weight: 3 }, { destination: wpB, weight: 1 }]);
+    const random = seededRandom(7);
+    let first = 0;
+    for (let i = 0; i < 4000; i++) if (hopOf(svc, random).startsWith('10.244.9.9 ')) first++;
+    t.ok(first > 2800 && first < 3200, `${first} of 4000 to the weight-3 waypoint`);
+  });
+}

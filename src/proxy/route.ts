@@ -72,7 +72,8 @@ export function buildRoute(state: StateView, input: RouteInput, opts: RouteOptio
   const service = state.findServiceByVip(network, dst.ip, source?.namespace);
 
   // 1. Service-addressed and the Service has a waypoint: authority stays the original VIP:port.
-  if (service?.waypoint) return viaWaypoint(state, input, opts, service.waypoint, service);
+  const serviceWaypoint = service ? pickServiceWaypoint(service, opts.random) : undefined;
+  if (serviceWaypoint) return viaWaypoint(state, input, opts, serviceWaypoint, service);
 
   // 2. Resolve the upstream: Service load balancing, else a workload by IP, else passthrough.
   let upstream: { workload: Workload; targetPort: number; service?: Service };
@@ -113,6 +114,30 @@ export function buildRoute(state: StateView, input: RouteInput, opts: RouteOptio
     ...(upstream.service ? { service: upstream.service } : {}),
     viaWaypoint: false,
   };
+}
+
+/**
+ * The waypoint of a Service-addressed connection, as Istio's ztunnel picks it
+ * (`fetch_service_waypoint`): one entry of `weightedWaypoints`, drawn per connection with
+ * probability weight / total (a zero weight is never drawn); when there is no entry, or every
+ * weight is zero, the single `waypoint` field (if any).
+ */
+export function pickServiceWaypoint(service: Service, random: () => number): GatewayAddress | undefined {
+  const weighted = service.weightedWaypoints ?? [];
+  let total = 0;
+  for (const w of weighted) total += w.weight;
+  if (total > 0) {
+    let r = random() * total;
+    let last: GatewayAddress | undefined;
+    for (const w of weighted) {
+      if (w.weight <= 0) continue;
+      last = w.destination;
+      if (r < w.weight) return w.destination;
+      r -= w.weight;
+    }
+    return last; // only reached through rounding at the top of the range
+  }
+  return service.waypoint;
 }
 
 function lbOptions(input: RouteInput, opts: RouteOptions) {

@@ -574,7 +574,6 @@ const service: Parser<Service> = mapped(SERVICE, (s, at, ctx) => {
   // Accepted for compatibility with Rust's file format, but the Service model has no place for them.
   if (s.endpoints) ctx.warn(at, '"endpoints" is ignored; endpoints are built from the workloads\' "services" maps');
   if (s.cidrVips?.length) ctx.warn(at, '"cidrVips" is not supported by ztunnel-ts yet and is ignored');
-  if (s.weightedWaypoints?.length) ctx.warn(at, '"weightedWaypoints" is not supported by ztunnel-ts yet and is ignored');
   const out: Service = {
     name: s.name,
     namespace: s.namespace,
@@ -583,6 +582,7 @@ const service: Parser<Service> = mapped(SERVICE, (s, at, ctx) => {
     ports: s.ports,
     subjectAltNames: Object.freeze(s.subjectAltNames),
     ...(s.waypoint ? { waypoint: s.waypoint } : {}),
+    ...(s.weightedWaypoints?.length ? { weightedWaypoints: Object.freeze(s.weightedWaypoints) } : {}),
     ...(s.loadBalancer ? { loadBalancer: s.loadBalancer } : {}),
     ...(s.ipFamilies ? { ipFamilies: s.ipFamilies } : {}),
     canonical: s.canonical,
