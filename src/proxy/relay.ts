@@ -31,6 +31,11 @@
 // be delivered; the other end is ended (its pending bytes flushed) and then closed, as Rust
 // ztunnel drops both halves when a copy direction fails.
 //
+// Bounded flush: that close-after-flush waits at most BROKEN_PIPE_FLUSH_MS for the bytes still
+// queued for the surviving end. An app that stopped reading would otherwise keep the socket, its fd
+// and its buffers for good once the client is gone (issue 16: client closed, RST_STREAM CANCEL, or
+// END_STREAM then disconnect); past the deadline the end is reset, as Istio's ztunnel drops it.
+//
 // Errors ECONNRESET / EPIPE / ENOTCONN and peer RST_STREAMs are swallowed (hbone.md §6: a
 // normal close); `reset` tells whether a reset was seen or propagated. Other errors are returned
 // in `error`. The relay never throws and resolves exactly once.
@@ -68,6 +73,9 @@ export interface RelayResult {
 }
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = http2.constants;
+
+/** How long bytes still queued for an end whose other side closed may take to flush (see above). */
+export const BROKEN_PIPE_FLUSH_MS = 5_000;
 
 /** hbone.md §6: errors of a copy that count as a normal close. */
 const SWALLOWED = new Set(['ECONNRESET', 'EPIPE', 'ENOTCONN', 'ERR_HTTP2_STREAM_ERROR', 'ERR_STREAM_PREMATURE_CLOSE']);
@@ -117,6 +125,8 @@ class End {
   corked = false;
   /** A 'finish' listener was added by closeAfterFlush. */
   closeOnFinish = false;
+  /** closeAfterFlush's deadline for the queued bytes. */
+  flushTimer: NodeJS.Timeout | undefined = undefined;
   constructor(
     readonly s: RelayEnd,
     /** Direction of the bytes read from this end. */
@@ -144,6 +154,7 @@ function finish(r: Relay): void {
   for (const e of r.ends) {
     for (const [event, fn] of HANDLERS) e.s.off(event, fn);
     if (e.closeOnFinish) e.s.off('finish', onFinishClose);
+    if (e.flushTimer) clearTimeout(e.flushTimer);
     delete (e.s as Emitter)[kEnd];
   }
   r.signal?.removeEventListener('abort', r);
@@ -197,7 +208,17 @@ function closeAfterFlush(e: End): void {
   } else {
     e.closeOnFinish = true;
     e.s.on('finish', onFinishClose);
+    e.flushTimer = setTimeout(flushExpired, BROKEN_PIPE_FLUSH_MS, e);
+    e.flushTimer.unref();
   }
+}
+
+/** The queued bytes did not drain in time: the surviving end is reset (its 'close' settles the relay). */
+function flushExpired(e: End): void {
+  e.flushTimer = undefined;
+  if (e.s.destroyed || e.s.writableFinished) return;
+  e.relay.result.reset = true;
+  resetEnd(e);
 }
 
 function readEof(e: End): void {
