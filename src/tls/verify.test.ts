@@ -1,7 +1,7 @@
 import t from 'tap';
 import type tls from 'node:tls';
 import { isZtunnelError } from '../core/errors.js';
-import { verifyServerIdentity } from './verify.js';
+import { hasCaTrueBasicConstraints, verifyServerIdentity } from './verify.js';
 
 const id = (sa: string, td = 'cluster.local', ns = 'default') => ({ trustDomain: td, namespace: ns, serviceAccount: sa });
 const peer = (subjectaltname: string | undefined): tls.PeerCertificate => ({ subjectaltname } as tls.PeerCertificate);
@@ -32,3 +32,27 @@ for (const row of rows) {
     }
   });
 }
+
+t.test('item 11: a CA certificate (CA:TRUE) is never a peer leaf, whatever its key usage (webpki\'s rule)', async (t) => {
+  const { X509Certificate } = await import('node:crypto');
+  const { createRootCa, issueLeaf } = await import('../../test/helpers/certs.js');
+  const { loadX509 } = await import('../../test/helpers/x509.js');
+  const { x509 } = await loadX509();
+  const root = await createRootCa();
+  const uri = 'spiffe://cluster.local/ns/default/sa/a';
+  const asPeer = (pem: string): tls.PeerCertificate => {
+    const c = new X509Certificate(pem);
+    return { ...(c.toLegacyObject() as tls.PeerCertificate), raw: c.raw };
+  };
+  const plain = await issueLeaf(root, { uris: [uri] });
+  const caSigning = await issueLeaf(root, { uris: [uri], ca: true, keyUsage: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign });
+  const caNoCertSign = await issueLeaf(root, { uris: [uri], ca: true });
+  t.equal(verifyServerIdentity(asPeer(plain.chainPem[0]!), [id('a')]), undefined, 'an end-entity certificate passes');
+  for (const [name, cert] of [['CA:TRUE with keyCertSign', caSigning], ['CA:TRUE without keyCertSign (OpenSSL does not call it a CA)', caNoCertSign]] as const) {
+    const e = verifyServerIdentity(asPeer(cert.chainPem[0]!), [id('a')]);
+    t.ok(isZtunnelError(e) && e.code === 'TLS_HANDSHAKE', `${name}: refused`);
+    t.match(e?.message, /CA:TRUE/);
+  }
+  t.equal(hasCaTrueBasicConstraints(new X509Certificate(root.certPem).raw), true, 'the root itself reads as CA:TRUE');
+  t.equal(hasCaTrueBasicConstraints(new X509Certificate(plain.chainPem[0]!).raw), false, 'a leaf without BasicConstraints reads as not a CA');
+});

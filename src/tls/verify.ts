@@ -22,6 +22,8 @@ function describeSans(text: string | undefined): string {
  * validated). An empty `expected` list matches nothing.
  */
 export function verifyServerIdentity(peerCert: tls.PeerCertificate, expected: readonly Identity[]): Error | undefined {
+  const leaf = leafError(peerCert, 'server');
+  if (leaf) return leaf;
   const text = peerCert?.subjectaltname;
   for (const uri of uriSansFromNodeText(text)) {
     const id = parseIdentity(uri);
@@ -29,6 +31,40 @@ export function verifyServerIdentity(peerCert: tls.PeerCertificate, expected: re
   }
   const want = expected.length === 0 ? '(none)' : expected.map(formatIdentity).join(', ');
   return new ZtunnelError('PEER_IDENTITY', `peer identity mismatch: expected one of [${want}], got [${describeSans(text)}]`);
+}
+
+/**
+ * A CA certificate (BasicConstraints CA:TRUE) is never a valid end entity: webpki (rustls, Istio's
+ * ztunnel) refuses it on both sides, OpenSSL's purpose check does not. Key usage and extended key
+ * usage (serverAuth / clientAuth) are checked by OpenSSL's chain verification already.
+ */
+function leafError(cert: tls.PeerCertificate | undefined, side: 'client' | 'server'): ZtunnelError | undefined {
+  // Node's `ca` field is OpenSSL's X509_check_ca, false for CA:TRUE without keyCertSign usage;
+  // webpki looks at BasicConstraints alone, so the extension is read from the DER.
+  if (cert && ((cert as { ca?: boolean }).ca === true || (cert.raw && hasCaTrueBasicConstraints(cert.raw)))) {
+    return new ZtunnelError('TLS_HANDSHAKE', `${side} certificate is a CA certificate (CA:TRUE), not an end entity`);
+  }
+  return undefined;
+}
+
+/** DER of the BasicConstraints extension id (2.5.29.19). */
+const BASIC_CONSTRAINTS_OID = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x13]);
+
+/**
+ * Whether a certificate's DER has a BasicConstraints extension with cA TRUE: OID, optional
+ * `critical` BOOLEAN, OCTET STRING { SEQUENCE { BOOLEAN TRUE, ... } }. Every occurrence of the OID
+ * is looked at, so text that imitates an extension (inside a SAN) cannot hide the real one.
+ */
+export function hasCaTrueBasicConstraints(der: Buffer): boolean {
+  let i = der.indexOf(BASIC_CONSTRAINTS_OID);
+  while (i >= 0) {
+    let j = i + BASIC_CONSTRAINTS_OID.length;
+    if (der[j] === 0x01 && der[j + 1] === 0x01) j += 3; // critical
+    // OCTET STRING (short length) holding SEQUENCE (short length) whose first element is BOOLEAN
+    if (der[j] === 0x04 && der[j + 2] === 0x30 && der[j + 4] === 0x01 && der[j + 5] === 0x01 && der[j + 6] !== 0x00 && der[j + 3]! > 0) return true;
+    i = der.indexOf(BASIC_CONSTRAINTS_OID, i + 1);
+  }
+  return false;
 }
 
 /**
@@ -61,6 +97,8 @@ export function checkClientTrustDomain(socket: tls.TLSSocket, local: Identity): 
   if (chainError) return chainError;
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return new ZtunnelError('TLS_HANDSHAKE', 'client presented no certificate');
+  const leaf = leafError(cert, 'client');
+  if (leaf) return leaf;
   const text = cert.subjectaltname;
   const ids = uriSansFromNodeText(text).map(parseIdentity).filter((id): id is Identity => id !== null);
   if (ids.length === 0) return new ZtunnelError('PEER_IDENTITY', `client certificate has no SPIFFE URI SAN (got [${describeSans(text)}])`);

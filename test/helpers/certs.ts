@@ -46,6 +46,10 @@ export interface LeafOptions {
   /** Extended key usages; default serverAuth + clientAuth. */
   serverAuth?: boolean;
   clientAuth?: boolean;
+  /** BasicConstraints CA:TRUE on the leaf (a CA certificate used as an end entity). */
+  ca?: boolean;
+  /** KeyUsage flags (@peculiar/x509 KeyUsageFlags); default digitalSignature | keyEncipherment. */
+  keyUsage?: number;
 }
 
 const HOUR_MS = 3_600_000;
@@ -153,8 +157,9 @@ export async function issueLeaf(issuer: TestAuthority, opts: LeafOptions = {}): 
   if (opts.serverAuth ?? true) ekus.push(x509.ExtendedKeyUsage.serverAuth);
   if (opts.clientAuth ?? true) ekus.push(x509.ExtendedKeyUsage.clientAuth);
   const extensions: X509.Extension[] = [
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+    new x509.KeyUsagesExtension(opts.keyUsage ?? (x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment), true),
   ];
+  if (opts.ca) extensions.push(new x509.BasicConstraintsExtension(true, undefined, true));
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, true));
   if (ekus.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(ekus, false));
   const cert = await x509.X509CertificateGenerator.create({
