@@ -20,6 +20,23 @@ import { RELAY_HIGH_WATER_MARK, raiseHighWaterMarks } from './stream-buffers.js'
 export const SERVER_MAX_HEADER_LIST_BYTES = 64 * 1024;
 export const SERVER_SEND_BUFFER_BYTES = 400 * 1024;
 
+/**
+ * Time from accept to a finished TLS handshake (certificate lookup included). Istio's ztunnel has
+ * no such bound; without one, idle or half-done handshakes hold an fd each until the process runs
+ * out (issue 16). 10 s: what Node's own HTTP/2 server gives a connection with no protocol and
+ * Go's HTTP client gives a TLS handshake; a real handshake on a node's network takes milliseconds.
+ */
+export const HANDSHAKE_DEADLINE_MS = 10_000;
+
+/**
+ * Rapid reset (CVE-2023-44487): streams the client resets before they were answered. More than
+ * this many within RAPID_RESET_WINDOW_MS and the session ends with GOAWAY ENHANCE_YOUR_CALM. A
+ * well-behaved client resets a stream before its response only when its own app gave up during
+ * the connect, so the bound is far above normal use (half the advertised concurrent streams).
+ */
+export const RAPID_RESET_LIMIT = 100;
+export const RAPID_RESET_WINDOW_MS = 10_000;
+
 export interface HboneServerOptions {
   /** The identity whose certificate this listener presents (the destination workload's). */
   readonly identity: Identity;
@@ -35,6 +52,13 @@ export interface HboneServerOptions {
   readonly logger: Logger;
   /** Every stream (any method); the callee answers it (respondError or 200 + relay). */
   readonly onConnect: (req: InboundConnect) => void;
+  /**
+   * A connection closed before its HTTP/2 session started: TLS error, client certificate refused,
+   * handshake deadline. The caller logs it (Istio: WARN "connection failed" on the access target).
+   */
+  readonly onHandshakeFailed?: (remote: SocketAddr, local: SocketAddr, err: ZtunnelError) => void;
+  /** Default HANDSHAKE_DEADLINE_MS. */
+  readonly handshakeDeadlineMs?: number;
 }
 
 export interface InboundConnect {
@@ -52,14 +76,47 @@ export interface InboundConnect {
 
 type ConnInfo = Omit<InboundConnect, 'stream' | 'headers'>;
 
-/** An error response: HEADERS with END_STREAM, no body (hbone.md §4). Never throws. */
+/** Per-session rapid-reset accounting (mutable; one per session). */
+interface ResetWindow {
+  start: number;
+  count: number;
+}
+
+/**
+ * An error response: HEADERS with END_STREAM, no body (hbone.md §4), then RST_STREAM(NO_ERROR) when
+ * the client has not ended its side (RFC 9113 §8.1: stop sending; Istio's server does the same).
+ * Never throws.
+ */
 export function respondError(stream: http2.ServerHttp2Stream, status: number): void {
   if (stream.destroyed || stream.closed) return;
   try {
     if (stream.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    else stream.respond({ ':status': status }, { endStream: true });
+    else {
+      stream.respond({ ':status': status }, { endStream: true });
+      if (!stream.endAfterHeaders) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    }
   } catch {
     stream.destroy();
+  }
+}
+
+const kResets = Symbol('hbone.resets');
+type CountedSession = http2.ServerHttp2Session & { [kResets]?: ResetWindow };
+
+/**
+ * 'aborted' of a stream (emitted synchronously while nghttp2 processes the client's RST_STREAM, so
+ * a burst is counted as it is read): counts a client reset of a stream that was never answered.
+ */
+function onStreamAborted(this: http2.ServerHttp2Stream): void {
+  if (this.headersSent) return;
+  const session = this.session as CountedSession | undefined;
+  if (!session || session.destroyed) return;
+  const now = Date.now();
+  let w = session[kResets];
+  if (!w || now - w.start > RAPID_RESET_WINDOW_MS) session[kResets] = w = { start: now, count: 0 };
+  if (++w.count > RAPID_RESET_LIMIT) {
+    // GOAWAY ENHANCE_YOUR_CALM, then the connection is closed (RFC 9113 §5.4.1).
+    session.destroy(new Error(`rapid reset: more than ${RAPID_RESET_LIMIT} streams reset before their response`), http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   }
 }
 
@@ -163,31 +220,46 @@ export class HboneServer {
     const localAddr = addrOf(socket.localAddress, socket.localPort);
     const remoteAddr = addrOf(socket.remoteAddress, socket.remotePort);
     this.#handshaking.add(socket);
-    socket.once('close', () => this.#handshaking.delete(socket));
+    const deadlineMs = this.#opts.handshakeDeadlineMs ?? HANDSHAKE_DEADLINE_MS;
+    let tlsSocket: tls.TLSSocket | undefined;
+    const deadline = setTimeout(() => {
+      if (!this.#handshaking.has(socket)) return;
+      this.#failHandshake(socket, tlsSocket, remoteAddr, localAddr,
+        new ZtunnelError('TLS_HANDSHAKE', `tls handshake error: no handshake within ${deadlineMs / 1000}s`));
+    }, deadlineMs);
+    deadline.unref();
+    socket.once('close', () => {
+      clearTimeout(deadline);
+      this.#handshaking.delete(socket);
+    });
     this.#opts.certs.getCertificate(this.#opts.identity).then(
       (cert) => {
         if (socket.destroyed || this.#closing) {
           socket.destroy();
           return;
         }
-        let tlsSocket: tls.TLSSocket;
+        let secure: tls.TLSSocket;
         try {
           const ctx = this.#contexts.get(cert, this.#opts.tuning);
-          tlsSocket = new tls.TLSSocket(socket, serverTlsOptions(ctx, this.#opts.tuning));
+          tlsSocket = secure = new tls.TLSSocket(socket, serverTlsOptions(ctx, this.#opts.tuning));
           // The accepted socket is half-open capable (for the relays); the HTTP/2 transport is
           // not: a peer's FIN must close the session, not leave it waiting forever.
-          tlsSocket.allowHalfOpen = false;
+          secure.allowHalfOpen = false;
         } catch (e) {
           log.warn({ err: asZtunnelError(e, 'TLS_HANDSHAKE').message }, 'hbone: cannot start TLS');
           socket.destroy();
           return;
         }
-        tlsSocket.on('error', (err) => {
+        secure.on('error', (err) => {
+          if (this.#handshaking.has(socket)) {
+            this.#failHandshake(socket, secure, remoteAddr, localAddr, new ZtunnelError('TLS_HANDSHAKE', `tls handshake error: ${err.message}`, { cause: err }));
+            return;
+          }
           log.debug({ err: err.message, 'src.addr': `${remoteAddr.ip}:${remoteAddr.port}` }, 'hbone TLS error');
-          tlsSocket.destroy();
+          secure.destroy();
           socket.destroy();
         });
-        tlsSocket.once('secure', () => this.#onSecure(socket, tlsSocket, localAddr, remoteAddr));
+        secure.once('secure', () => this.#onSecure(socket, secure, localAddr, remoteAddr));
       },
       (e: unknown) => {
         const err = asZtunnelError(e, 'IDENTITY_UNAVAILABLE');
@@ -197,18 +269,35 @@ export class HboneServer {
     );
   }
 
+  /** Ends a connection that never reached HTTP/2: logged once, then closed (or reset). */
+  #failHandshake(socket: net.Socket, tlsSocket: tls.TLSSocket | undefined, remote: SocketAddr, local: SocketAddr, err: ZtunnelError): void {
+    if (!this.#handshaking.delete(socket)) return;
+    if (this.#opts.onHandshakeFailed) this.#opts.onHandshakeFailed(remote, local, err);
+    else this.#opts.logger.warn({ 'src.addr': `${remote.ip}:${remote.port}`, error: err.message }, 'connection failed');
+    tlsSocket?.destroy();
+    socket.destroy();
+  }
+
   #onSecure(socket: net.Socket, tlsSocket: tls.TLSSocket, localAddr: SocketAddr, remoteAddr: SocketAddr): void {
-    this.#handshaking.delete(socket);
-    const peer = checkClientTrustDomain(tlsSocket, this.#opts.identity);
-    if (peer instanceof ZtunnelError || this.#closing) {
-      if (peer instanceof ZtunnelError) {
-        this.#opts.logger.warn({ err: peer.message, 'src.addr': `${remoteAddr.ip}:${remoteAddr.port}` }, 'hbone: client rejected');
-      }
-      // Closed before any HTTP/2 frame is read (hbone.md §1).
+    if (this.#closing) {
+      this.#handshaking.delete(socket);
       tlsSocket.destroy();
       socket.destroy();
       return;
     }
+    const peer = checkClientTrustDomain(tlsSocket, this.#opts.identity);
+    if (peer instanceof ZtunnelError) {
+      // Refused before any HTTP/2 frame is read (hbone.md §1). TLS 1.3 lets the client finish its
+      // side of the handshake before we verify its certificate; Node verifies in JavaScript after
+      // the handshake and offers no way to send the alert rustls sends, nor to reset a TCP socket
+      // under a TLS socket (resetAndDestroy there crashes Node 20), so the client sees a close.
+      this.#failHandshake(socket, tlsSocket, remoteAddr, localAddr, new ZtunnelError(peer.code, `tls handshake error: ${peer.message}`, { cause: peer }));
+      return;
+    }
+    this.#handshaking.delete(socket);
+    // rustls serves HTTP/2 to a client that offered no ALPN (Istio's ztunnel does, issue 16); Node's
+    // HTTP/2 server would wait 10 s for an 'unknownProtocol' handler and then drop it.
+    if (tlsSocket.alpnProtocol === false) (tlsSocket as { alpnProtocol: string | false }).alpnProtocol = 'h2';
     // What Node's own tls.Server does on 'secure': without it the HTTP/2 session would wait for a
     // 'secureConnect' that a server-side TLSSocket never emits.
     (tlsSocket as unknown as { secureConnecting: boolean }).secureConnecting = false;
@@ -253,6 +342,7 @@ export class HboneServer {
 
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on('error', () => {}); // peer resets are seen by the relay
+    stream.once('aborted', onStreamAborted);
     const info = this.#sessions.get(stream.session as http2.ServerHttp2Session);
     if (!info) {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);

@@ -2,6 +2,7 @@
 // which local workload, which upstream address and port, which Service — or the error that
 // decides its status. Pure: no I/O, table-tested in inbound-context.test.ts.
 import { ZtunnelError } from '../core/errors.js';
+import { logSafe } from '../core/log-safe.js';
 import { formatAddr, type SocketAddr } from '../core/net.js';
 import { parseAuthority } from '../hbone/headers.js';
 import type { ApplicationTunnel, Service, Workload } from '../state/model.js';
@@ -48,7 +49,7 @@ export function buildInboundContext(state: StateView, req: InboundRequest, opts:
   }
   const authorityText = req.authority ?? '';
   const authority = parseAuthority(authorityText);
-  if (!authority) return new ZtunnelError('BAD_AUTHORITY', `invalid :authority ${JSON.stringify(authorityText)}`);
+  if (!authority) return new ZtunnelError('BAD_AUTHORITY', `invalid :authority ${JSON.stringify(logSafe(authorityText))}`);
 
   let destination: Workload | undefined;
   let upstreamIp: string;
@@ -57,6 +58,12 @@ export function buildInboundContext(state: StateView, req: InboundRequest, opts:
   if (authority.kind === 'addr') {
     requestedPort = authority.addr.port;
     upstreamIp = authority.addr.ip;
+    if (requestedPort === 0) return new ZtunnelError('BAD_AUTHORITY', `invalid :authority ${JSON.stringify(authorityText)}: port 0`);
+    if (authorityText.startsWith('[') && !upstreamIp.includes(':')) {
+      // An IPv4-mapped IPv6 address is a different address from the IPv4 one the connection was
+      // made to: Istio's ztunnel compares them unconverted and answers ip mismatch.
+      return new ZtunnelError('IP_MISMATCH', `ip mismatch: ${authorityText.slice(1, authorityText.lastIndexOf(']'))} != ${req.localAddr.ip}`);
+    }
     destination = state.findWorkloadByAddr(opts.network, upstreamIp);
     if (upstreamIp !== req.localAddr.ip && !mismatchAllowed(state, destination, req.localAddr, opts)) {
       return new ZtunnelError('IP_MISMATCH', `ip mismatch: ${upstreamIp} != ${req.localAddr.ip}`);
@@ -69,9 +76,10 @@ export function buildInboundContext(state: StateView, req: InboundRequest, opts:
   } else {
     // Hostname authority (double HBONE, E/W gateways): pick the Service, then this workload.
     requestedPort = authority.port;
+    if (requestedPort === 0) return new ZtunnelError('BAD_AUTHORITY', `invalid :authority ${JSON.stringify(logSafe(authorityText))}: port 0`);
     const candidates = state.findServicesByHostname(authority.host);
     service = candidates[0];
-    if (!service) return new ZtunnelError('UNKNOWN_SERVICE', `no service for hostname ${authority.host}`);
+    if (!service) return new ZtunnelError('UNKNOWN_SERVICE', `no service for hostname ${logSafe(authority.host)}`);
     destination = state.findWorkloadByAddr(opts.network, req.localAddr.ip);
     upstreamIp = req.localAddr.ip;
   }

@@ -71,6 +71,11 @@ export class InboundHboneProxy {
     const stream = req.stream;
     // Surfaced via relay results; the HBONE server already added its own no-op listener (issue 7).
     if (stream.listenerCount('error') === 0) stream.on('error', ignoreError);
+    // Look at the stream once the frames read with its HEADERS are processed: a stream the client
+    // reset in the same read (rapid reset, CVE-2023-44487) is dropped before any work or dial, as
+    // an HTTP/2 server drops streams reset before they were accepted.
+    await new Promise(setImmediate);
+    if (stream.closed || stream.destroyed) return;
     const forwardedHost = parseForwardedHost(first(req.headers['forwarded']));
     // Only a redirected outer connection (transparent network policies) has an original
     // destination other than the listener's own address (capture.md §3, hbone.md "Beyond").
@@ -117,6 +122,9 @@ export class InboundHboneProxy {
     // Tracked before the first check so a policy change during the check is not missed (policy.md §7).
     const untrack = deps.conns.track(record, abort, authz);
     let failure: unknown;
+    // Until the relay owns the stream: a client that leaves aborts the upstream dial at once.
+    const onEarlyClose = () => abort.abort(new ZtunnelError('RELAY_RESET', 'client went away before the tunnel was established'));
+    stream.once('close', onEarlyClose);
     try {
       const decision = authorize(deps.state, authz);
       logDecision(deps.policyLogger, opts.authzInfoLogging, decision, authz);
@@ -143,6 +151,7 @@ export class InboundHboneProxy {
         if (!stream.destroyed) respondError(stream, 401);
         return;
       }
+      stream.off('close', onEarlyClose);
       stream.respond({
         ':status': 200,
         ...(opts.enableResponseBaggage ? { baggage: workloadBaggage(ctx.destination) } : {}),
@@ -156,6 +165,7 @@ export class InboundHboneProxy {
       failure = asZtunnelError(e, 'UPSTREAM_CONNECT');
       if (!stream.destroyed) stream.close();
     } finally {
+      stream.off('close', onEarlyClose);
       untrack();
       record.finish(failure);
     }

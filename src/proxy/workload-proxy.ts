@@ -14,7 +14,7 @@ import type { SocketFactory, TransparentMode } from '../platform/socket-factory.
 import type { Workload } from '../state/model.js';
 import type { StateView } from '../state/view.js';
 import type { CertificateProvider } from '../tls/certificate.js';
-import type { ConnectionRecorder, LiveConnection } from '../telemetry/connection-record.js';
+import { logConnectionFailed, type ConnectionRecorder, type LiveConnection } from '../telemetry/connection-record.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ConnectionManager } from './connection-manager.js';
 import { InboundHboneProxy, authorize } from './inbound.js';
@@ -101,6 +101,7 @@ export class WorkloadProxy {
       pingTimeoutMs: PING_TIMEOUT_MS,
       logger: o.logger.child({ component: 'hbone-server' }),
       onConnect: (req) => void inbound.handle(req),
+      onHandshakeFailed: (remote, local, err) => logConnectionFailed(o.accessLogger, remote, local, 'inbound', err),
     });
   }
 
