@@ -191,6 +191,31 @@ t.test('issue 14: after a 401/503 the server resets the stream with NO_ERROR (th
   t.equal(req.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'RST_STREAM(NO_ERROR)');
 });
 
+t.test('item 4: after a connection error the daemon sends the right GOAWAY code and closes the TCP connection', async (t) => {
+  await t.test('a WINDOW_UPDATE that overflows the connection window: FLOW_CONTROL_ERROR', async (t) => {
+    const c = await rawH2();
+    t.teardown(() => c.destroy());
+    await c.waitFor((f) => f.type === FRAME.SETTINGS);
+    const inc = Buffer.alloc(4);
+    inc.writeUInt32BE(0x7fffffff);
+    c.write(frame(FRAME.WINDOW_UPDATE, 0, 0, inc));
+    const g = await c.goaway();
+    t.equal(g.code, H2_ERROR.FLOW_CONTROL_ERROR);
+    await closedWithin(c, 5_000);
+    t.pass('the daemon closed the TCP connection');
+  });
+  await t.test('a DATA frame on stream 0: PROTOCOL_ERROR', async (t) => {
+    const c = await rawH2();
+    t.teardown(() => c.destroy());
+    await c.waitFor((f) => f.type === FRAME.SETTINGS);
+    c.write(dataFrame(0, Buffer.from('x')));
+    const g = await c.goaway();
+    t.equal(g.code, H2_ERROR.PROTOCOL_ERROR);
+    await closedWithin(c, 5_000);
+    t.pass('the daemon closed the TCP connection');
+  });
+});
+
 t.test('item 3: rapid reset (HEADERS + RST_STREAM) is answered with GOAWAY ENHANCE_YOUR_CALM, and few dials reach the app', async (t) => {
   const c = await rawH2();
   t.teardown(() => c.destroy());
