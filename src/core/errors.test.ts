@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { ERRORS, ZtunnelError, asZtunnelError, type ErrorCode } from './errors.js';
+import { ERRORS, ZtunnelError, asZtunnelError, osErrorText, type ErrorCode } from './errors.js';
 
 // Compiled to dist/src/core/: the repository root is three levels up.
 const DOC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'errors.md');
@@ -57,7 +57,24 @@ t.test('an error takes its status and flag from its code; other errors are wrapp
   const sys = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:80'), { code: 'ECONNREFUSED' });
   const wrapped = asZtunnelError(sys, 'UPSTREAM_CONNECT');
   t.equal(wrapped.code, 'UPSTREAM_CONNECT');
-  t.equal(wrapped.message, sys.message);
+  t.equal(wrapped.message, 'connection failed: Connection refused (os error 111)', "the text of Istio's ztunnel (Rust io::Error)");
   t.equal((wrapped.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED', 'the errno survives');
+  const odd = Object.assign(new Error('something odd'), { code: 'ESOMETHING' });
+  t.equal(asZtunnelError(odd, 'UPSTREAM_CONNECT').message, 'something odd', 'an errno without a known text keeps its message');
   t.equal(asZtunnelError(e, 'UPSTREAM_CONNECT'), e, 'a coded error is kept as is');
 });
+
+const osTexts: [string, string][] = [
+  ['ECONNREFUSED', 'Connection refused (os error 111)'],
+  ['ECONNRESET', 'Connection reset by peer (os error 104)'],
+  ['ETIMEDOUT', 'Connection timed out (os error 110)'],
+  ['EHOSTUNREACH', 'No route to host (os error 113)'],
+  ['ENETUNREACH', 'Network is unreachable (os error 101)'],
+  ['EADDRINUSE', 'Address already in use (os error 98)'],
+  ['EPIPE', 'Broken pipe (os error 32)'],
+];
+for (const [code, text] of osTexts) {
+  t.test(`a Node ${code} reads as Rust's io::Error: ${text}`, async (t) => {
+    t.equal(osErrorText(Object.assign(new Error('x'), { code })), text);
+  });
+}

@@ -87,10 +87,49 @@ export function isZtunnelError(e: unknown): e is ZtunnelError {
   return e instanceof ZtunnelError;
 }
 
-/** Wraps anything thrown into a ZtunnelError of the given code unless it already is one. */
+/**
+ * Linux errno texts (strerror) and numbers for the system errors a proxy meets, so a failed
+ * socket call reads as Istio's ztunnel prints a Rust io::Error: `Connection refused (os error 111)`
+ * rather than Node's `connect ECONNREFUSED 10.0.0.1:80`. Users grep logs for these texts.
+ */
+const ERRNO_TEXT: Readonly<Record<string, readonly [number, string]>> = {
+  EPERM: [1, 'Operation not permitted'],
+  ENOENT: [2, 'No such file or directory'],
+  EACCES: [13, 'Permission denied'],
+  EINVAL: [22, 'Invalid argument'],
+  EMFILE: [24, 'Too many open files'],
+  EPIPE: [32, 'Broken pipe'],
+  EPROTO: [71, 'Protocol error'],
+  EAFNOSUPPORT: [97, 'Address family not supported by protocol'],
+  EADDRINUSE: [98, 'Address already in use'],
+  EADDRNOTAVAIL: [99, 'Cannot assign requested address'],
+  ENETDOWN: [100, 'Network is down'],
+  ENETUNREACH: [101, 'Network is unreachable'],
+  ECONNABORTED: [103, 'Software caused connection abort'],
+  ECONNRESET: [104, 'Connection reset by peer'],
+  ENOBUFS: [105, 'No buffer space available'],
+  ENOTCONN: [107, 'Transport endpoint is not connected'],
+  ETIMEDOUT: [110, 'Connection timed out'],
+  ECONNREFUSED: [111, 'Connection refused'],
+  EHOSTDOWN: [112, 'Host is down'],
+  EHOSTUNREACH: [113, 'No route to host'],
+};
+
+/** `Connection refused (os error 111)` for a Node system error; undefined for anything else. */
+export function osErrorText(e: unknown): string | undefined {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const known = typeof code === 'string' ? ERRNO_TEXT[code] : undefined;
+  return known ? `${known[1]} (os error ${known[0]})` : undefined;
+}
+
+/**
+ * Wraps anything thrown into a ZtunnelError of the given code unless it already is one. A system
+ * error failing an upstream connect reads as Istio's `connection failed: <io error>`.
+ */
 export function asZtunnelError(e: unknown, code: ErrorCode): ZtunnelError {
   if (e instanceof ZtunnelError) return e;
-  const msg = e instanceof Error ? e.message : String(e);
+  const os = osErrorText(e);
+  const msg = os !== undefined && code === 'UPSTREAM_CONNECT' ? `connection failed: ${os}` : e instanceof Error ? e.message : String(e);
   return new ZtunnelError(code, msg, { cause: e });
 }
 

@@ -14,7 +14,8 @@
 import http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
-import { ZtunnelError, asZtunnelError } from '../core/errors.js';
+import { STATUS_CODES } from 'node:http';
+import { ZtunnelError, asZtunnelError, osErrorText } from '../core/errors.js';
 import { formatAddr, type SocketAddr } from '../core/net.js';
 import { formatIdentity, type Identity } from '../core/spiffe.js';
 import type { KeepaliveOptions, SocketFactory } from '../platform/socket-factory.js';
@@ -72,11 +73,14 @@ export interface HbonePoolStats {
   streamsOpen: number;
 }
 
-/** The peer answered the CONNECT with a non-200 status (hbone.md §4: `http status: <N>`). */
+/**
+ * The peer answered the CONNECT with a non-200 status (hbone.md §4): `http status: 503 Service
+ * Unavailable`, the status with its reason phrase as Istio's ztunnel prints it.
+ */
 export class HboneStatusError extends ZtunnelError {
   readonly httpStatus: number;
   constructor(httpStatus: number) {
-    super('HBONE_STATUS', `http status: ${httpStatus}`);
+    super('HBONE_STATUS', `http status: ${httpStatus}${STATUS_CODES[httpStatus] ? ` ${STATUS_CODES[httpStatus]}` : ''}`);
     this.httpStatus = httpStatus;
   }
 }
@@ -369,7 +373,9 @@ export class HbonePool {
     if (stage === 'tcp') {
       // hbone.md §5: a dial timeout suggests a NetworkPolicy blocking 15008 (flag NETWORK_POLICY).
       if (timedOut || code === 'ETIMEDOUT') return new ZtunnelError('POOL_TIMEOUT', undefined, { cause: e });
-      return new ZtunnelError('UPSTREAM_CONNECT', `connect to ${hop} failed: ${msg}`, { cause: e });
+      // Istio's pool turns the io::Error into `io error: Connection refused (os error 111)`.
+      const os = osErrorText(e);
+      return new ZtunnelError('UPSTREAM_CONNECT', os !== undefined ? `io error: ${os}` : `connect to ${hop} failed: ${msg}`, { cause: e });
     }
     if (stage === 'tls') {
       return new ZtunnelError('TLS_HANDSHAKE', timedOut ? `TLS handshake with ${hop} timed out` : `TLS handshake with ${hop} failed: ${msg}`, { cause: e });

@@ -223,13 +223,13 @@ t.test('the CONNECT request carries :authority and the given headers, and no :pa
   t.equal(r.responseHeaders[':status'], 200);
 });
 
-t.test('a 503 from the server reaches the client as HBONE_STATUS "http status: 503"', async (t) => {
+t.test('a 503 from the server reaches the client as HBONE_STATUS "http status: 503 Service Unavailable"', async (t) => {
   const peer = await startPeer(certs);
   const pool = newPool(certs);
   t.teardown(() => { pool.destroy(); peer.server.destroy(); peer.listener.close(); });
   const err = await connect(pool, peer.port, { authority: 'status:503' }).then(() => undefined, (e: unknown) => e);
   t.ok(err instanceof HboneStatusError);
-  t.match(err, { code: 'HBONE_STATUS', message: 'http status: 503', httpStatus: 503, flag: 'CONNECT' });
+  t.match(err, { code: 'HBONE_STATUS', message: 'http status: 503 Service Unavailable', httpStatus: 503, flag: 'CONNECT' });
   t.equal(pool.stats().sessionsOpen, 1, 'the connection itself stays usable');
   t.ok(await eventually(() => pool.stats().streamsOpen === 0), 'the failed stream is released');
   const ok = await connect(pool, peer.port);
@@ -264,7 +264,7 @@ t.test('a refused TCP connection fails with a CONNECT-flagged error', async (t) 
   const pool = newPool(certs);
   t.teardown(() => pool.destroy());
   const err = await connect(pool, port).then(() => undefined, (e: unknown) => e);
-  t.match(err, { code: 'UPSTREAM_CONNECT', flag: 'CONNECT' });
+  t.match(err, { code: 'UPSTREAM_CONNECT', flag: 'CONNECT', message: 'io error: Connection refused (os error 111)' });
   t.match((err as Error).cause, { code: 'ECONNREFUSED' });
   t.same(pool.stats(), { sessionsDialed: 0, sessionsOpen: 0, streamsOpen: 0 });
 });

@@ -409,7 +409,7 @@ t.test('a connection denied by policy: DENY on the destination side, CONNECT on 
   ], 'B (policy rejection)');
 
   t.equal(lineA.level, 'error');
-  t.equal(lineA['error'], 'http status: 401');
+  t.equal(lineA['error'], 'http status: 401 Unauthorized');
   t.equal(lineB.level, 'error');
   sameFields(t, lineB, {
     'src.addr': lineB['src.addr'],
@@ -511,11 +511,11 @@ t.test('a refused upstream: CONNECT on both sides, counted as failed, logged at 
     bytes_sent: 0,
     bytes_recv: 0,
     duration: '<N>ms',
-    error: 'http status: 503',
+    error: 'http status: 503 Service Unavailable',
   }, 'A refused record');
   t.equal(lineB.level, 'error');
   t.equal(lineB['policy'], 'shop/allow-a rule[0]', 'B had allowed it before the dial failed');
-  t.equal(lineB['error'], `connect ECONNREFUSED ${B}:${port}`);
+  t.equal(lineB['error'], 'connection failed: Connection refused (os error 111)', "Istio's text for a refused app connect");
 });
 
 t.test('an HBONE request that fails before its context exists: WARN "connection failed", no metrics', async (t) => {
