@@ -5,7 +5,7 @@ import type { RunningApp } from './app.js';
 import { parseCommandLine, type FlagValues } from './cli-args.js';
 import { loadConfig } from './config/load.js';
 import { createLogger } from './telemetry/logger.js';
-import { plainDestination } from './telemetry/plain-format.js';
+import { istioDestination } from './telemetry/plain-format.js';
 
 export interface CliIo {
   readonly argv: string[];
@@ -25,7 +25,7 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
       outcome = { kind: 'exit', code: 2 };
       return;
     }
-    const logger = createLogger({ level: 'info', ...(result.value.logFormat === 'plain' ? { destination: plainDestination() } : {}) });
+    const logger = createLogger({ level: 'info', destination: istioDestination(result.value.logFormat) });
     for (const w of result.value.warnings) logger.warn(w);
     try {
       // The data path relies on a few Node internals (src/core/node-internals.ts): refuse to start

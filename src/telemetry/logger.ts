@@ -1,7 +1,9 @@
-// Logger: pino, one child per component (docs/design.md §2). Output is JSON (LOG_FORMAT=json) or
-// pino's JSON as well for `plain` until a pretty printer is chosen; field names follow ztunnel's
-// access-log keys. Created in app.ts and passed down; nothing logs at import time.
+// Logger: pino, one child per component (docs/design.md §2). pino's records are rewritten into Istio
+// ztunnel's layout for LOG_FORMAT=plain or json by plain-format.ts (cli.ts wires the destination);
+// field names follow ztunnel's access-log keys. Created in app.ts and passed down; nothing logs at
+// import time.
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
+import { istioTimestamp } from './plain-format.js';
 
 export type { Logger } from 'pino';
 
@@ -23,7 +25,8 @@ export function createLogger(opts: { level: string; destination?: DestinationStr
   const options = {
     level,
     base: undefined,
-    timestamp: pino.stdTimeFunctions.isoTime,
+    // Istio's timestamps: UTC with microseconds (telemetry.md §4).
+    timestamp: istioTimestamp,
     formatters: { level: (label: string) => ({ level: label }) },
   };
   return opts.destination ? pino(options, opts.destination) : pino(options);

@@ -40,6 +40,11 @@ export class Daemon {
         let parsed: LogLine;
         try {
           parsed = JSON.parse(line) as LogLine;
+          // The daemon writes Istio's keys (`scope`, `message`); tests read `component` and `msg`
+          // as well. `raw` keeps the line exactly as written, for tests of the format itself.
+          Object.defineProperty(parsed, 'raw', { value: line, enumerable: false });
+          if (parsed['component'] === undefined && typeof parsed['scope'] === 'string') Object.defineProperty(parsed, 'component', { value: parsed['scope'], enumerable: false });
+          if (parsed.msg === undefined && typeof parsed['message'] === 'string') Object.defineProperty(parsed, 'msg', { value: parsed['message'], enumerable: false });
         } catch {
           parsed = { msg: line, level: 'raw' };
         }

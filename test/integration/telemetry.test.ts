@@ -130,13 +130,16 @@ function accessRecord(d: Daemon, pred: (l: LogLine) => boolean): Promise<LogLine
   return d.waitForLog((l) => l['component'] === 'access' && l.msg === 'connection complete' && pred(l));
 }
 
-/** The access fields in emitted order, without pino's own keys; duration checked and normalised. */
+/**
+ * The access fields in emitted order, without the four keys every line starts with (Istio's JSON
+ * layout: level, time, scope, message — checked here too); duration checked and normalised.
+ */
 function accessFields(t: Test, line: LogLine): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(line)) {
-    if (k === 'level' || k === 'time' || k === 'component' || k === 'msg') continue;
-    out[k] = v;
-  }
+  t.same(Object.keys(line).slice(0, 4), ['level', 'time', 'scope', 'message'], 'the line starts as Istio\'s JSON lines do');
+  t.match(line['time'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, 'time in UTC with microseconds');
+  t.equal(line['scope'], 'access');
+  for (const [k, v] of Object.entries(line).slice(4)) out[k] = v;
   t.match(out['duration'], /^\d+ms$/, 'duration is "<N>ms"');
   out['duration'] = '<N>ms';
   return out;
@@ -546,7 +549,7 @@ t.test('an HBONE request that fails before its context exists: WARN "connection 
   t.equal(status, 400, 'a bad :authority answers 400');
   const warn = await b.waitForLog((l) => l['component'] === 'access' && l.msg === 'connection failed' && l['src.addr'] === local);
   t.equal(warn.level, 'warn');
-  const fields = Object.fromEntries(Object.entries(warn).filter(([k]) => !['level', 'time', 'component', 'msg'].includes(k)));
+  const fields = Object.fromEntries(Object.entries(warn).filter(([k]) => !['level', 'time', 'scope', 'message'].includes(k)));
   t.same(fields, { 'src.addr': local, 'dst.addr': `${B}:15008`, direction: 'inbound', error: 'invalid :authority "no-port-here"' });
   t.same(Object.keys(fields), ['src.addr', 'dst.addr', 'direction', 'error'], 'fields in the spec order');
   t.notOk(b.logs.some((l) => l.msg === 'connection complete' && l['src.addr'] === local), 'no completion record');
@@ -567,7 +570,7 @@ t.test('label values stay bounded: no IPs or ports in any traffic label', async 
   }
 });
 
-t.test('LOG_FORMAT=plain writes the same access record as one ztunnel-style text line', async (t) => {
+t.test("LOG_FORMAT=plain writes the same access record as one line in Istio's text layout", async (t) => {
   const ip = randomLoopback();
   const localXds = `
 workloads:
@@ -591,7 +594,7 @@ workloads:
   });
   const c = new Daemon('C', child);
   t.teardown(() => c.stop());
-  const ready = await c.waitForLog((l) => l.level === 'raw' && / INFO ztunnel: ztunnel-ts ready /.test(String(l.msg)), 20_000);
+  const ready = await c.waitForLog((l) => l.level === 'raw' && /\tinfo\tztunnel\tztunnel-ts ready\t/.test(String(l.msg)), 20_000);
   const socksAddr = /\bsocks5="([\d.]+):(\d+)"/.exec(String(ready.msg));
   t.ok(socksAddr, 'the ready line carries the SOCKS5 address');
   const s = await socks5Connect({ host: socksAddr![1]!, port: Number(socksAddr![2]) }, { host: ELSEWHERE, port: outside.port });
@@ -603,10 +606,10 @@ workloads:
   t.match(
     String(line.msg),
     new RegExp(
-      `^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d+Z  INFO access: connection complete ` +
+      `^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{6}Z\tinfo\taccess\tconnection complete\t` +
         `src\\.addr=${esc(src)} src\\.workload="c-pod" src\\.namespace="shop" src\\.cluster="Kubernetes" ` +
         `dst\\.addr=${esc(`${ELSEWHERE}:${outside.port}`)} direction="outbound" bytes_sent=4 bytes_recv=4 duration="\\d+ms"$`,
     ),
-    'timestamp, level, target, message, then the fields in order: addresses bare, strings quoted, numbers bare',
+    "Istio's layout: microsecond UTC time, lower-case level, target, message, tab-separated; then the fields in order: addresses bare, strings quoted, numbers bare",
   );
 });
