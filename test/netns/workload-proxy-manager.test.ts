@@ -96,7 +96,7 @@ if (netnsAvailable(t)) {
     await manager.add(pods.p1.uid, pods.p1.info, fdOf(ns1));
     t.equal(await metric('workload_manager_proxies_started_total'), 1, 'the second Add started nothing');
     t.equal(await metric('workload_manager_active_proxy_count'), 1);
-    t.same(manager.workloadState(), { [pods.p1.uid]: { state: 'Up', info: pods.p1.info } });
+    t.same(manager.workloadState(), { [pods.p1.uid]: { state: 'Up', info: pods.p1.info, connections: { inbound: [], outbound: [] } } }, 'Up, with its (no) live connections as istioctl reads them');
   });
 
   t.test('an Add for a known uid with a different netns drains the old proxy and starts one in the new netns', async (t) => {
