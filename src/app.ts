@@ -21,6 +21,8 @@ import { transparentMode, type SocketFactory } from './platform/socket-factory.j
 import { WorkloadProxy } from './proxy/workload-proxy.js';
 import type { SharedMode } from './inpod/shared-mode.js';
 import { State } from './state/state.js';
+import { CertPrefetchSink, type CertWarmer } from './state/cert-prefetch.js';
+import type { StateSink } from './state/batch.js';
 import { identityOf } from './state/workload-identity.js';
 import { ConnectionRecorder } from './telemetry/connection-record.js';
 import { LogControl } from './telemetry/log-control.js';
@@ -72,13 +74,17 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
 
   // --- state and its config sources --------------------------------------------------------
   const state = new State({ warn: (m) => logs.component('state').warn(m) });
+  // Shared mode warms the certificate of every HBONE workload of this node as it arrives, as
+  // Istio's ztunnel does (state/cert-prefetch.ts); the cache is attached once it exists.
+  let certWarmer: CertWarmer | undefined;
+  const sink: StateSink = config.proxyMode === 'shared' ? new CertPrefetchSink({ state, node: config.nodeName, certs: () => certWarmer }) : state;
   const reloadFailures = createReloadFailureCounter(registry);
   const localPath = config.localXdsPath ?? (config.embeddedDefault && !config.localXds ? embeddedDefaultConfigPath() : undefined);
   const local =
     localPath !== undefined || config.localXds !== undefined
       ? new LocalConfigSource({
           ...(localPath !== undefined ? { path: localPath } : { inline: config.localXds! }),
-          sink: state,
+          sink,
           logger: logs.component('local_config'),
           watch: localPath !== undefined && !(config.embeddedDefault && !config.localXdsPath),
           onReloadFailure: () => reloadFailures.inc(),
@@ -91,7 +97,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   let ads: AdsClient | undefined;
   if (config.xdsAddress !== null) {
     const { AdsClient } = await import('./xds/ads-client.js');
-    ads = new AdsClient({ config, sink: state, metrics: createXdsMetrics(registry), logger: logs.component('xds') });
+    ads = new AdsClient({ config, sink, metrics: createXdsMetrics(registry), logger: logs.component('xds') });
   }
 
   // --- certificates ---------------------------------------------------------------------------
@@ -111,6 +117,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     });
   }
   const secrets = new SecretManager({ ca, logger: logs.component('secrets') });
+  certWarmer = secrets;
 
   // --- telemetry ------------------------------------------------------------------------------
   const metrics = createTrafficMetrics(registry, { istioVersion: config.istioVersion });
