@@ -32,6 +32,7 @@ import { INLINE_CONFIG_NAME, LocalConfigSource } from './xds/local-source.js';
 import { istioTransform } from './xds/istio-transform.js';
 import type { AdsClient } from './xds/ads-client.js';
 import { checkTlsTuning } from './tls/secure-context.js';
+import { RevocationList, setRevocationList } from './tls/crl.js';
 import { createXdsMetrics } from './telemetry/xds-metrics.js';
 
 export const VERSION = '0.1.0';
@@ -121,6 +122,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
 
   // --- telemetry ------------------------------------------------------------------------------
   const metrics = createTrafficMetrics(registry, { istioVersion: config.istioVersion });
+  const crl = config.crlPath !== undefined ? await openCrl(config.crlPath, registry, logs.component('tls')) : undefined;
   const recorder = new ConnectionRecorder(logs.component('access'), metrics);
 
   // --- admin servers (bound first so readiness is visible during startup) ----------------------
@@ -142,6 +144,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
       await local?.close();
       ads?.close();
       secrets.close();
+      crl?.close();
       await Promise.allSettled(beforeStop.splice(0).map((f) => f()));
       for (const s of servers) {
         s.close();
@@ -294,6 +297,26 @@ function dedicatedSocketFactory(log: Logger): SocketFactory {
 function addrOf(s: Server): string | undefined {
   const a = s.address();
   return a && typeof a === 'object' ? `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}` : undefined;
+}
+
+/**
+ * CRL_PATH (tls/crl.ts): loaded before any listener, watched, and applied to every handshake;
+ * `istio_crl_policy_rejections_total{reporter}` counts the connections it refused.
+ */
+async function openCrl(path: string, registry: Registry, log: Logger): Promise<RevocationList> {
+  const rejections = new Counter({
+    name: 'istio_crl_policy_rejections',
+    help: 'The total number of connections rejected due to CRL certificate revocation (unstable).',
+    labelNames: ['reporter'],
+    registers: [registry],
+  });
+  const list = await RevocationList.open(path, {
+    loaded: (crls, revoked) => log.info({ path, crls, revoked }, 'crl loaded'),
+    failed: (message) => log.warn({ path, err: message }, 'crl not (re)loaded; the last good list stays'),
+  });
+  list.watch();
+  setRevocationList(list, (reporter) => rejections.inc({ reporter }));
+  return list;
 }
 
 function createReloadFailureCounter(registry: Registry) {

@@ -50,7 +50,7 @@ const rows: readonly Row[] = [
   // --- certificates -----------------------------------------------------------------------------
   ['SECRET_TTL', '12h', 'requested lifetime', (c) => c.secretTtlMs, 12 * 3_600_000],
   ['SECRET_TTL', 'soon', 'refused: not a duration', null, refused],
-  ['CRL_PATH', '/etc/crl/ca.crl', 'warned: not applied yet', (c) => c.warnings.some((w) => w.startsWith('CRL_PATH=')), true],
+  ['CRL_PATH', '/etc/crl/ca.crl', 'peer certificates checked against it (tls/crl.ts)', (c) => [c.crlPath, c.warnings.length], ['/etc/crl/ca.crl', 0]],
   ['TLS12_ENABLED', 'true', 'TLS 1.2 allowed', (c) => c.tls12Enabled, true],
   ['TLS12_ENABLED', 'yes', "off, as Istio (it compares with \"true\"), warned", (c) => [c.tls12Enabled, c.warnings.some((w) => w.startsWith('TLS12_ENABLED="yes"'))], [false, true]],
   ['TLS12_ENABLED', 'false', 'off, no warning', (c) => [c.tls12Enabled, c.warnings.length], [false, 0]],

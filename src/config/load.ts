@@ -221,9 +221,6 @@ export function loadConfig(input: LoadConfigInput): Result<Config, string[]> {
   if (dnsCaptureMeta?.toLowerCase() === 'true' || (dnsMeta !== undefined && dnsMeta !== '')) {
     inp.warnings.push(`${dnsCaptureMeta !== undefined ? 'ISTIO_META_DNS_CAPTURE' : 'ISTIO_META_DNS_PROXY_ADDR'}: ztunnel-ts has no DNS proxy; nothing listens on the DNS proxy address (${listeners.dns.host}:${listeners.dns.port})`);
   }
-  if (config.crlPath !== undefined) {
-    inp.warnings.push(`CRL_PATH=${JSON.stringify(config.crlPath)} is not applied yet: ztunnel-ts does not check peer certificates against a CRL`);
-  }
   // Istio's ztunnel reads these only in its DNS proxy (search domains; the namespace preferred when
   // several Services share a hostname). ztunnel-ts has no DNS proxy: say so instead of ignoring them.
   for (const key of ['clusterDomain', 'preferedServiceNamespace'] as const) {

@@ -4,6 +4,7 @@ import type tls from 'node:tls';
 import { ZtunnelError } from '../core/errors.js';
 import { tlsVerifyError } from '../core/node-internals.js';
 import { formatIdentity, identityEquals, parseIdentity, peerIdentityFromSanText, uriSansFromNodeText, type Identity } from '../core/spiffe.js';
+import { checkRevocation } from './crl.js';
 
 /** The peer's identity: its first URI SAN in SPIFFE form, or null (no certificate / no such SAN). */
 export function peerIdentity(socket: tls.TLSSocket): Identity | null {
@@ -27,7 +28,8 @@ export function verifyServerIdentity(peerCert: tls.PeerCertificate, expected: re
   const text = peerCert?.subjectaltname;
   for (const uri of uriSansFromNodeText(text)) {
     const id = parseIdentity(uri);
-    if (id && expected.some((e) => identityEquals(e, id))) return undefined;
+    // CRL_PATH: a revoked server certificate fails the handshake (Node passes the detailed chain).
+    if (id && expected.some((e) => identityEquals(e, id))) return checkRevocation(peerCert, 'source');
   }
   const want = expected.length === 0 ? '(none)' : expected.map(formatIdentity).join(', ');
   return new ZtunnelError('PEER_IDENTITY', `peer identity mismatch: expected one of [${want}], got [${describeSans(text)}]`);
@@ -88,17 +90,19 @@ export function verifyPeerChain(socket: tls.TLSSocket): ZtunnelError | undefined
 
 /**
  * Server side, hbone.md §1: the client certificate chains to our roots (step 1, see
- * verifyPeerChain) and at least one of its SPIFFE URI SANs has the trust domain of our own
- * identity (step 2). Returns the peer identity (the first SPIFFE URI SAN, as the spec defines it)
+ * verifyPeerChain), no certificate of its chain is revoked (CRL_PATH, tls/crl.ts), and at least
+ * one of its SPIFFE URI SANs has the trust domain of our own identity (step 2). Returns the peer identity (the first SPIFFE URI SAN, as the spec defines it)
  * or the error; on error the caller closes the socket before reading any HTTP/2 frame.
  */
 export function checkClientTrustDomain(socket: tls.TLSSocket, local: Identity): Identity | ZtunnelError {
   const chainError = verifyPeerChain(socket);
   if (chainError) return chainError;
-  const cert = socket.getPeerCertificate();
+  const cert = socket.getPeerCertificate(true);
   if (!cert || Object.keys(cert).length === 0) return new ZtunnelError('TLS_HANDSHAKE', 'client presented no certificate');
   const leaf = leafError(cert, 'client');
   if (leaf) return leaf;
+  const revoked = checkRevocation(cert, 'destination');
+  if (revoked) return revoked;
   const text = cert.subjectaltname;
   const ids = uriSansFromNodeText(text).map(parseIdentity).filter((id): id is Identity => id !== null);
   if (ids.length === 0) return new ZtunnelError('PEER_IDENTITY', `client certificate has no SPIFFE URI SAN (got [${describeSans(text)}])`);
