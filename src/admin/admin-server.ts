@@ -3,6 +3,7 @@
 // the shutdown trigger.
 import type { Server } from 'node:http';
 import type { BindAddr } from '../config/config.js';
+import { logSafe } from '../core/log-safe.js';
 import { formatAddr } from '../core/net.js';
 import { formatIdentity } from '../core/spiffe.js';
 import type { LiveConnection } from '../telemetry/connection-record.js';
@@ -25,14 +26,15 @@ export interface AdminDeps {
 
 const INDEX = `<!doctype html><html><head><title>ztunnel-ts admin</title></head><body><h1>ztunnel-ts admin</h1><ul>
 <li><a href="/config_dump">/config_dump</a>: workloads, services, policies, certificates, config</li>
-<li>POST /logging[?level=&lt;level&gt;|&lt;scope&gt;:&lt;level&gt;,...][&amp;reset]: log levels</li>
+<li>POST /logging[?level=&lt;level&gt;|&lt;scope&gt;=&lt;level&gt;,...][&amp;reset]: log levels</li>
 <li><a href="/debug/connections">/debug/connections</a>: live connections (?format=json, ?workload=&lt;uid&gt;, ?direction=inbound|outbound)</li>
 <li>POST /quitquitquit: graceful drain, then exit</li>
 </ul></body></html>
 `;
 
-const LOGGING_HELP = `usage: POST /logging?level=<level> or ?level=<scope>:<level>,<scope>:<level> [&reset]
+const LOGGING_HELP = `usage: POST /logging?level=<level> or ?level=<scope>=<level>,<scope>=<level> [&reset]
 levels: error, warn, info, debug, trace, off
+scopes: the components named in log lines (access, proxy, xds, ...)
 `;
 
 export function startAdminServer(addr: BindAddr, deps: AdminDeps): Promise<Server> {
@@ -46,7 +48,7 @@ export function startAdminServer(addr: BindAddr, deps: AdminDeps): Promise<Serve
         if (req.method !== 'POST') return send(res, 405);
         if (url.searchParams.has('reset')) deps.logs.reset();
         const level = url.searchParams.get('level');
-        if (level !== null && !deps.logs.apply(level)) return send(res, 400, LOGGING_HELP);
+        if (level !== null && level !== '' && !deps.logs.apply(level)) return send(res, 400, `Invalid level provided: ${logSafe(level)}\n${LOGGING_HELP}`);
         return send(res, 200, `current log level is ${deps.logs.describe()}\n`);
       }
       case '/quitquitquit':

@@ -21,7 +21,7 @@ t.test('a global change reaches loggers created before it; a scope change only i
   const access = logs.component('access');
   const proxy = logs.component('proxy');
   access.debug('hidden');
-  t.ok(logs.apply('access:debug'));
+  t.ok(logs.apply('access=debug'));
   access.debug('shown');
   proxy.debug('still hidden');
   t.same(lines.map((l) => l['msg']), ['shown']);
@@ -33,7 +33,7 @@ t.test('a global change reaches loggers created before it; a scope change only i
   t.equal(proxy.level, 'silent');
 });
 
-const bad = ['loud', 'access:loud', 'access=', '=debug', 'info,,bogus'];
+const bad = ['loud', 'access:loud', 'access=', '=debug', 'info,,bogus', 'access:debug', 'nosuchscope=debug', 'access=debug,nosuchscope=debug', ' info'];
 for (const spec of bad) {
   t.test(`an invalid spec (${JSON.stringify(spec)}) is refused and changes nothing`, async (t) => {
     const { logs } = control('info');
@@ -44,9 +44,17 @@ for (const spec of bad) {
 
 t.test('reset restores the start-up levels', async (t) => {
   const { logs } = control('info,policy=debug');
-  logs.apply('trace,access:debug');
+  logs.component('access');
+  t.ok(logs.apply('trace,access=debug'));
   t.equal(logs.describe(), 'trace,policy=debug,access=debug');
   logs.reset();
   t.equal(logs.describe(), 'info,policy=debug');
   t.equal(logs.component('access').level, 'info');
+});
+
+t.test('issue 16 item 7: hundreds of requests naming new scopes keep nothing (each is a 400)', async (t) => {
+  const { logs } = control('info');
+  logs.component('access');
+  for (let i = 0; i < 300; i++) t.notOk(logs.apply(Array.from({ length: 700 }, (_, j) => `s${i}_${j}=debug`).join(',')), `request ${i} refused`, { diagnostic: false });
+  t.equal(logs.describe(), 'info', 'no scope kept');
 });

@@ -3,6 +3,9 @@
 import type { Logger } from './logger.js';
 import { toPinoLevel } from './logger.js';
 
+/** The bare levels a /logging clause may be (Istio's list). */
+const BARE_LEVELS: ReadonlySet<string> = new Set(['off', 'error', 'warn', 'info', 'debug', 'trace']);
+
 export class LogControl {
   private readonly components = new Map<string, Logger>();
   private defaultLevel: string;
@@ -34,6 +37,24 @@ export class LogControl {
     return { level, scopes };
   }
 
+  private parseRuntime(spec: string): { level: string | undefined; scopes: Map<string, string> } | null {
+    const scopes = new Map<string, string>();
+    let level: string | undefined;
+    for (const clause of spec.split(',')) {
+      if (BARE_LEVELS.has(clause)) {
+        level = clause;
+        continue;
+      }
+      const eq = clause.indexOf('=');
+      if (eq <= 0) return null;
+      const scope = clause.slice(0, eq);
+      const value = clause.slice(eq + 1);
+      if (!toPinoLevel(value) || !(this.components.has(scope) || this.initial.scopes.has(scope))) return null;
+      scopes.set(scope, value);
+    }
+    return { level, scopes };
+  }
+
   component(name: string): Logger {
     let l = this.components.get(name);
     if (!l) {
@@ -44,9 +65,14 @@ export class LogControl {
     return l;
   }
 
-  /** Applies a /logging level spec; returns false when it is invalid. */
+  /**
+   * Applies a /logging level spec; returns false when it is invalid. As Istio's ztunnel: each
+   * comma-separated clause is a bare level or `<scope>=<level>` (the `<scope>:<level>` form is
+   * refused). Unlike Istio, whose filter keeps any target name, a scope must be one of our
+   * components: each accepted scope is kept for good, so unknown names would grow without bound.
+   */
   apply(spec: string): boolean {
-    const parsed = LogControl.parse(spec);
+    const parsed = this.parseRuntime(spec);
     if (!parsed) return false;
     if (parsed.level) this.defaultLevel = parsed.level;
     for (const [k, v] of parsed.scopes) this.scopes.set(k, v);

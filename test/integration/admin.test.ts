@@ -237,7 +237,11 @@ t.test('/logging reports and changes levels at run time; a DEBUG "connection ope
   const [badStatus, badBody] = await text(await a.http('admin', '/logging?level=loud', { method: 'POST' }));
   t.equal(badStatus, 400);
   t.match(badBody, /levels: error, warn, info, debug, trace, off/, 'help text lists the levels');
-  t.equal((await a.http('admin', '/logging?level=access:shout', { method: 'POST' })).status, 400, 'bad per-scope level → 400');
+  t.equal((await a.http('admin', '/logging?level=access=shout', { method: 'POST' })).status, 400, 'bad per-scope level → 400');
+  const [colonStatus, colonBody] = await text(await a.http('admin', '/logging?level=access:debug', { method: 'POST' }));
+  t.equal(colonStatus, 400, 'the <scope>:<level> form → 400, as Istio\'s ztunnel answers');
+  t.match(colonBody, /^Invalid level provided: access:debug\n/);
+  t.equal((await a.http('admin', '/logging?level=nosuchscope=debug', { method: 'POST' })).status, 400, 'an unknown scope → 400 (issue 16 item 7)');
   t.same(await text(await a.http('admin', '/logging', { method: 'POST' })), [200, 'current log level is info\n', 'text/plain; charset=utf-8'], 'a rejected change changed nothing');
 
   // Before: no DEBUG line for a connection.
@@ -247,7 +251,7 @@ t.test('/logging reports and changes levels at run time; a DEBUG "connection ope
   await accessRecord(a, (l) => l['src.addr'] === quiet.src);
   t.notOk(a.logs.some((l) => l.msg === 'connection opened' && l['src.addr'] === quiet.src), 'no DEBUG line at info');
 
-  t.same((await text(await a.http('admin', '/logging?level=access:debug', { method: 'POST' })))[1], 'current log level is info,access=debug\n');
+  t.same((await text(await a.http('admin', '/logging?level=access=debug', { method: 'POST' })))[1], 'current log level is info,access=debug\n');
   const loud = await openTunnel({ host: B, port: echo.port });
   const opened = await a.waitForLog((l) => l.msg === 'connection opened' && l['src.addr'] === loud.src);
   t.equal(opened.level, 'debug');
