@@ -95,12 +95,15 @@ export class InboundHboneProxy {
     }
 
     const source = this.sourceWorkload(req.remoteAddr);
-    const baggage = opts.enableResponseBaggage ? parseBaggage(req.headers['baggage']) : undefined;
+    // Source labels from baggage only when our state does not know the source (as Istio's ztunnel).
+    const fromBaggage = !source && opts.enableResponseBaggage && req.headers['baggage'] !== undefined
+      ? peerInfoFromBaggage(parseBaggage(req.headers['baggage']))
+      : undefined;
     const dstIdentity = identityOf(ctx.destination);
     const description: ConnectionDescription = {
       direction: 'inbound',
       srcAddr: req.remoteAddr,
-      ...(source ? { source: peerInfo(source, identityOf(source)) } : baggage && Object.keys(baggage).length ? { source: peerInfoFromBaggage(baggage) } : {}),
+      ...(source ? { source: peerInfo(source, identityOf(source)) } : fromBaggage ? { source: fromBaggage } : {}),
       srcIdentity: req.peerIdentity,
       dstAddr: req.localAddr,
       hboneAddr: ctx.authority,

@@ -30,20 +30,57 @@ function buildPeerInfo(w: Workload, identity?: Identity): PeerInfo {
   };
 }
 
-/** Baggage values (hbone.md §3) as telemetry sees them: used when the source came via an E/W gateway. */
-export function peerInfoFromBaggage(b: Partial<Record<'clusterId' | 'namespace' | 'workloadName' | 'canonicalName' | 'canonicalRevision' | 'region' | 'zone', string>>): PeerInfo {
-  return {
+type BaggageFields = Partial<Record<'clusterId' | 'namespace' | 'workloadName' | 'canonicalName' | 'canonicalRevision' | 'region' | 'zone', string>>;
+
+/**
+ * Bounds on what a peer's `baggage` can put in metric labels (issue 16). As Istio's ztunnel, the
+ * labels come from baggage only when the source workload is not known from our own state, and
+ * the principal is always the verified certificate identity. Values are names (Kubernetes names,
+ * cluster ids, regions, zones): anything longer than a DNS name or with other characters is
+ * dropped, and at most BAGGAGE_SOURCES_MAX distinct baggage-derived sources label metrics per
+ * process; past that, baggage is ignored (source labels "unknown") and Istio's labels stay bounded.
+ */
+export const BAGGAGE_VALUE_MAX_CHARS = 253;
+export const BAGGAGE_SOURCES_MAX = 1000;
+const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+const baggageSources = new Map<string, PeerInfo>();
+
+function nameOrEmpty(v: string | undefined): string {
+  return v !== undefined && v.length <= BAGGAGE_VALUE_MAX_CHARS && NAME.test(v) ? v : '';
+}
+
+/**
+ * Baggage values (hbone.md §3) as telemetry sees them (used when the source is not a known
+ * workload), or undefined when nothing usable is left or the distinct-source bound is reached.
+ * Equal baggage gives the same shared PeerInfo.
+ */
+export function peerInfoFromBaggage(b: BaggageFields): PeerInfo | undefined {
+  const clusterId = nameOrEmpty(b.clusterId);
+  const namespace = nameOrEmpty(b.namespace);
+  const workloadName = nameOrEmpty(b.workloadName);
+  const canonicalName = nameOrEmpty(b.canonicalName);
+  const canonicalRevision = nameOrEmpty(b.canonicalRevision);
+  const region = nameOrEmpty(b.region);
+  const zone = nameOrEmpty(b.zone);
+  const key = `${clusterId}/${namespace}/${workloadName}/${canonicalName}/${canonicalRevision}/${region}/${zone}`;
+  if (key === '//////') return undefined;
+  const known = baggageSources.get(key);
+  if (known) return known;
+  if (baggageSources.size >= BAGGAGE_SOURCES_MAX) return undefined;
+  const info: PeerInfo = {
     podName: '',
-    workloadName: b.workloadName ?? '',
-    namespace: b.namespace ?? '',
-    canonicalName: b.canonicalName ?? '',
-    canonicalRevision: b.canonicalRevision ?? '',
-    clusterId: b.clusterId ?? '',
-    region: b.region ?? '',
-    zone: b.zone ?? '',
+    workloadName,
+    namespace,
+    canonicalName,
+    canonicalRevision,
+    clusterId,
+    region,
+    zone,
     // telemetry.md §3 "from baggage": app = the workload name.
-    app: b.workloadName ?? '',
+    app: workloadName,
   };
+  baggageSources.set(key, info);
+  return info;
 }
 
 const services = new WeakMap<Service, ServiceInfo>();

@@ -375,3 +375,21 @@ t.test('item 12: two URI SANs: accepted when any has our trust domain, the ident
     }
   }), 'a certificate with only a foreign trust domain is refused');
 });
+
+t.test('item 6: a peer\'s baggage cannot put arbitrary values or lengths into metric labels', async (t) => {
+  const session = await h2Session();
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  const huge = 'z'.repeat(60_000);
+  const baggage = `k8s.namespace.name=${huge},k8s.deployment.name=has spaces,k8s.cluster.name=peer-cluster`;
+  const req = session.request({ ':method': 'CONNECT', ':authority': `${B}:${echo.port}`, baggage }, { endStream: false });
+  req.on('error', () => {});
+  await new Promise((r) => req.once('response', r));
+  req.end();
+  req.resume();
+  await new Promise((r) => req.once('close', r));
+  const metrics = await (await b.http('stats', '/metrics')).text();
+  t.match(metrics, /source_cluster="peer-cluster"/, 'a name-shaped value from an unknown source is used, as Istio does');
+  t.notMatch(metrics, /zzzzzzzzzz/, 'a 60 KB value is not');
+  t.notMatch(metrics, /has spaces/, 'a value that is not a name is not');
+});
