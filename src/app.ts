@@ -20,6 +20,7 @@ import { loadNativeAddon } from './platform/native-addon.js';
 import { transparentMode, type SocketFactory } from './platform/socket-factory.js';
 import { WorkloadProxy } from './proxy/workload-proxy.js';
 import type { SharedMode } from './inpod/shared-mode.js';
+import { bindSelfProxy } from './inpod/self-proxy.js';
 import { State } from './state/state.js';
 import { CertPrefetchSink, type CertWarmer } from './state/cert-prefetch.js';
 import type { StateSink } from './state/batch.js';
@@ -192,15 +193,24 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     }
   };
   if (config.proxyMode === 'shared') {
-    // Shared (in-pod) mode (capture.md §6-§7): no listeners of our own; each pod enrolled over ZDS
-    // gets 15001/15006/15008 inside its netns. The self-proxy (ports-and-modes.md §1) is not run.
+    // Shared (in-pod) mode (capture.md §6-§7): each pod enrolled over ZDS gets 15001/15006/15008
+    // inside its netns; ztunnel's own netns has only the self-proxy (ports-and-modes.md §1).
     // Loaded only in shared mode (with the ZDS protobuf messages): dedicated mode does not carry it.
     const { checkSharedModeSupport, startSharedMode } = await import('./inpod/shared-mode.js');
     const addon = await checkSharedModeSupport(config); // fatal: addon missing or no CAP_NET_ADMIN/RAW
     const managerTask = 'workload proxy manager';
     readiness.register(managerTask);
     await startConfigSources();
+    const selfProxy = await bindSelfProxy({
+      config, state, certs: secrets, records: recorder,
+      logger: logs.component('proxy'), accessLogger: logs.component('access'), policyLogger: logs.component('policy'),
+    });
+    if (selfProxy) {
+      proxies.push(selfProxy);
+      addresses['inbound'] = selfProxy.address('inbound');
+    }
     stateReady();
+    selfProxy?.startAccepting();
     let exitCode = 0;
     if (config.enableProxy) {
       inpod = startSharedMode({
@@ -223,7 +233,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
       // Live re-authorization (policy.md §7) across every pod's connections.
       state.onChange((change) => {
         if (!change.policies) return;
-        const closed = manager.reauthorize();
+        const closed = manager.reauthorize() + (selfProxy?.reauthorize() ?? 0);
         if (closed) log.info({ closed }, 'connections closed due to policy change');
       });
     } else {
