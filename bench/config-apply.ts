@@ -2,6 +2,9 @@
 // 10,000 workloads and 1,000 services in memory, then measures, in this process, parsing it with
 // parseLocalConfig and applying the result to a fresh State in one batch (State.apply). The first
 // run is reported on its own (cold: nothing compiled yet); the following runs give the medians.
+// parseCpuMs is the CPU time of the parse (less sensitive than wall time to a busy machine).
+// offThreadParseMs times what the daemon does: the same parse on a fresh worker thread
+// (xds/local-parse.ts), start-up and the copy of the result back included.
 // Prints one JSON line. Usage: node config-apply.js [--workloads N] [--services N] [--runs N]
 import { median } from './lib/stats.js';
 
@@ -61,15 +64,21 @@ export function buildConfigYaml(workloadCount: number, serviceCount: number): st
 
 const { parseLocalConfig } = await import('../src/xds/local-file.js');
 const { State } = await import('../src/state/state.js');
+const { parseLocalConfigOffThread } = await import('../src/xds/local-parse.js');
 
 const text = buildConfigYaml(workloads, services);
 const parseMs: number[] = [];
+const parseCpuMs: number[] = [];
+const offThreadMs: number[] = [];
 const applyMs: number[] = [];
 let problem: string | undefined;
 for (let r = 0; r < runs && !problem; r++) {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const parsed = parseLocalConfig(text, 'bench-10k.yaml');
   const t1 = performance.now();
+  const c1 = process.cpuUsage(c0);
+  parseCpuMs.push((c1.user + c1.system) / 1000);
   if (!parsed.ok) {
     problem = `parse failed: ${parsed.errors.slice(0, 3).map((e) => `${e.line} ${e.path}: ${e.message}`).join('; ')}`;
     break;
@@ -89,6 +98,10 @@ for (let r = 0; r < runs && !problem; r++) {
   if (result?.rejected?.length) problem = `State.apply rejected ${result.rejected.length} resources`;
   parseMs.push(t1 - t0);
   applyMs.push(t3 - t2);
+  const t4 = performance.now();
+  const off = await parseLocalConfigOffThread(text, 'bench-10k.yaml');
+  offThreadMs.push(performance.now() - t4);
+  if (!off.ok) problem = `off-thread parse failed: ${off.errors[0]?.message}`;
 }
 
 const warmParse = parseMs.slice(1);
@@ -102,6 +115,8 @@ console.log(
     coldParseMs: parseMs[0] ?? null,
     coldApplyMs: applyMs[0] ?? null,
     parseMs: median(warmParse),
+    parseCpuMs: median(parseCpuMs.slice(1)),
+    offThreadParseMs: median(offThreadMs.slice(1)),
     applyMs: median(warmApply),
     totalMs: median(warmParse.map((p, i) => p + warmApply[i]!)),
     ...(problem ? { error: problem } : {}),

@@ -110,3 +110,19 @@ t.test('connections as istioctl reads them: inbound and outbound with src, origi
     outbound: [{ src: '10.0.0.2:6000', originalDst: '10.96.0.1:80', actualDst: '10.0.0.5:15008', protocol: 'HBONE' }],
   });
 });
+
+t.test('a file sharing one anchor among many workloads is shown with the aliases expanded (issue 16 item 9)', async (t) => {
+  const lines = ['workloads:'];
+  for (let i = 0; i < 300; i++) lines.push(`- uid: w${i}`, i === 0 ? '  labels: &l {app: a}' : '  labels: *l');
+  const dump = staticConfigObject(lines.join('\n') + '\n') as { workloads: { uid: string; labels: unknown }[] };
+  t.equal(dump.workloads.length, 300);
+  t.same(dump.workloads[299], { uid: 'w299', labels: { app: 'a' } });
+});
+
+t.test('a document whose aliases expand without bound is named, not a thrown error', async (t) => {
+  const bomb = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 9; i++) bomb.push(`a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
+  const dump = staticConfigObject('workloads: []\n---\n' + bomb.join('\n') + '\n') as { unreadableDocuments?: string[] };
+  t.equal(dump.unreadableDocuments?.length, 1);
+  t.match(dump.unreadableDocuments?.[0], /^line 2: .*alias/i);
+});

@@ -169,10 +169,20 @@ function dumpCert(pem: string): Record<string, unknown> {
 export function staticConfigObject(text: string | undefined): Record<string, unknown> {
   const out: Record<string, unknown[]> = { workloads: [], policies: [], services: [] };
   const istio: unknown[] = [];
+  const unreadable: string[] = [];
   if (text !== undefined) {
-    for (const doc of yamlLib().parseAllDocuments(text, { logLevel: 'silent' })) {
+    for (const doc of yamlLib().parseAllDocuments(text, { logLevel: 'silent', uniqueKeys: false })) {
       if (doc.errors.length) continue;
-      const value: unknown = doc.toJS();
+      // The text in force passed the validator, which bounds what its aliases expand to by the
+      // size of the text (local-file.ts); the package's default (100 expansions) would refuse an
+      // ordinary file that shares one anchor among a few hundred workloads.
+      let value: unknown;
+      try {
+        value = doc.toJS({ maxAliasCount: text.length + 100_000 });
+      } catch (e) {
+        unreadable.push(`line ${doc.range[0] === 0 ? 1 : text.slice(0, doc.range[0]).split('\n').length}: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
       if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
       const obj = value as Record<string, unknown>;
       if (typeof obj['kind'] === 'string') {
@@ -185,7 +195,7 @@ export function staticConfigObject(text: string | undefined): Record<string, unk
       }
     }
   }
-  return istio.length ? { ...out, istioResources: istio } : out;
+  return { ...out, ...(istio.length ? { istioResources: istio } : {}), ...(unreadable.length ? { unreadableDocuments: unreadable } : {}) };
 }
 
 /** Header names whose values may be credentials (authorization, *token*, *key*…): printed as `<redacted>`. */

@@ -1,7 +1,7 @@
-// The full `yaml` package, loaded on first use. The daemon's usual paths never need it (a valid
-// local config goes through the reader of xds/fast-yaml.ts; the full parser runs for what that
-// reader does not take and to word every error), and loading it costs several MB of resident
-// memory (issue 7: idle RSS). `yaml` ships a CommonJS build, so a synchronous
+// The full `yaml` package, loaded on first use by the main thread's rare YAML readers (the config
+// file of `run --config`, /config_dump's staticConfig). Loading it costs several MB of resident
+// memory (issue 7: idle RSS); the local config file is parsed on a worker thread
+// (xds/local-parse.ts), which loads it there. `yaml` ships a CommonJS build, so a synchronous
 // require keeps the callers synchronous.
 import { createRequire } from 'node:module';
 

@@ -1,11 +1,11 @@
 // Parser and validator for the local config file (LOCAL_XDS_PATH / LOCAL_XDS), config.md §2.
-// The file is ztunnel's internal model in camelCase. We walk the YAML AST rather than a plain JS
-// object so that every problem names file, line and field path (config.md "Beyond" (a)).
+// The file is ztunnel's internal model in camelCase, read with the `yaml` package. We walk its
+// document tree rather than a plain JS object so that every problem names file, line and field
+// path (config.md "Beyond" (a)); line numbers are worked out only for the problems reported.
+// This module loads `yaml`; the daemon runs it on a worker thread (local-parse.ts).
 // Validation is table-driven: each object is a table of keys → parser (+ required / default).
 // Bad input is a value (problems), never a throw.
-import type { Document, LineCounter, Scalar, YAMLMap, YAMLSeq } from 'yaml';
-import { yamlLib } from '../core/yaml-lib.js';
-import { isAlias, isMap, isScalar, isSeq, readFastYaml } from './fast-yaml.js';
+import { isAlias, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
 import { isCanonicalIpv4 } from '../state/validate.js';
 import { canonicalIp, parseCidr, type Cidr } from '../core/net.js';
 import type {
@@ -21,13 +21,9 @@ import type {
 } from '../state/model.js';
 import type { Authorization, Match, ServiceAccountMatch, StringMatch } from '../policy/model.js';
 
-export interface LocalConfigProblem {
-  file: string;
-  line: number;
-  path: string;
-  message: string;
-  severity: 'error' | 'warning';
-}
+import type { LocalConfigProblem } from './local-problem.js';
+
+export { formatProblem, type LocalConfigProblem } from './local-problem.js';
 
 /** An Istio resource document, returned untouched for the Istio-YAML translator (config.md "Beyond" (b)). */
 export interface IstioDocument {
@@ -46,17 +42,13 @@ export interface LocalConfigSnapshot {
 }
 
 export type LocalConfigResult =
-  | { ok: true; value: LocalConfigSnapshot; warnings: LocalConfigProblem[] }
+  /** `documents`: how many non-empty YAML documents the file has (0: empty or comments only). */
+  | { ok: true; value: LocalConfigSnapshot; warnings: LocalConfigProblem[]; documents: number }
   | { ok: false; errors: LocalConfigProblem[]; warnings: LocalConfigProblem[] };
 
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 const ISTIO_API_VERSIONS = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 const ISTIO_KINDS = ['AuthorizationPolicy', 'PeerAuthentication'];
-
-/** `local.yaml:42 policies[1].rules[0][0][0].destinationPorts[0]: 70000 is not a u16` */
-export function formatProblem(p: LocalConfigProblem): string {
-  return p.path ? `${p.file}:${p.line} ${p.path}: ${p.message}` : `${p.file}:${p.line}: ${p.message}`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Walking machinery
@@ -64,56 +56,122 @@ export function formatProblem(p: LocalConfigProblem): string {
 type YNode = Scalar | YAMLMap | YAMLSeq | null; // null: key absent, empty or `null`
 interface At {
   readonly path: string;
-  readonly line: number;
+  /** Source offset; turned into a line number only when a problem is reported. */
+  readonly pos: number;
 }
 /** Returns the value, or undefined after reporting at least one error. */
 type Parser<T> = (node: YNode, at: At, ctx: Ctx) => T | undefined;
 
+/** Problems listed in full per kind (errors, warnings); the rest are counted (issue 16 item 10). */
+export const MAX_LISTED_PROBLEMS = 20;
+
+/**
+ * Nodes the validator may visit per document beyond one per source character. Without aliases a
+ * document has fewer nodes than characters; past this, aliases expand it (a "billion laughs"
+ * document) and the walk stops (issue 16 item 9).
+ */
+const ALIAS_EXPANSION_ALLOWANCE = 100_000;
+
 class Ctx {
   readonly errors: LocalConfigProblem[] = [];
   readonly warnings: LocalConfigProblem[] = [];
+  /** Problems beyond MAX_LISTED_PROBLEMS, counted only. */
+  moreErrors = 0;
+  moreWarnings = 0;
   doc: Document | null = null;
+  /** Each alias of `doc` → its anchored node; built on the first alias met. */
+  private aliasTargets: Map<Alias, unknown> | undefined;
+  /** Nodes visited; bounded by `budget` so aliases cannot make the walk explode. */
+  steps = 0;
+  readonly budget: number;
+  exhausted = false;
+  private newlines: number[] | undefined;
+  readonly paths = true;
   constructor(
     readonly file: string,
-    private readonly lc: Pick<LineCounter, 'linePos'>,
-    /** False on the fast path: a problem there means a full re-parse, so field paths are not built. */
-    readonly paths = true,
-  ) {}
+    private readonly text: string,
+  ) {
+    this.budget = text.length + ALIAS_EXPANSION_ALLOWANCE;
+  }
 
-  lineOf(node: unknown, fallback: number): number {
+  /** The node's source offset (turned into a line only if a problem is reported). */
+  posOf(node: unknown, fallback: number): number {
     const range = (node as { range?: readonly number[] | null } | null | undefined)?.range;
-    return range && typeof range[0] === 'number' ? this.lc.linePos(range[0]).line : fallback;
+    return range && typeof range[0] === 'number' ? range[0] : fallback;
+  }
+  /** 1-based line of a source offset; the index of line ends is built on first use. */
+  line(pos: number): number {
+    if (!this.newlines) {
+      const nl: number[] = [];
+      for (let i = this.text.indexOf('\n'); i >= 0; i = this.text.indexOf('\n', i + 1)) nl.push(i);
+      this.newlines = nl;
+    }
+    let lo = 0;
+    let hi = this.newlines.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.newlines[mid]! < pos) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1;
+  }
+  setDoc(doc: Document): void {
+    this.doc = doc;
+    this.aliasTargets = undefined;
+  }
+  /** The node an alias names: the last node anchored with that name before it. */
+  resolveAlias(alias: Alias): unknown {
+    if (!this.doc) return undefined;
+    if (!this.aliasTargets) {
+      // One pass over the document for all of its aliases (Alias.resolve without a context walks
+      // the whole document again for each alias).
+      const targets = new Map<Alias, unknown>();
+      const anchored = new Map<string, unknown>();
+      visit(this.doc, {
+        Node: (_key, node) => {
+          if (isAlias(node)) targets.set(node, anchored.get(node.source));
+          else if (node.anchor) anchored.set(node.anchor, node);
+        },
+      });
+      this.aliasTargets = targets;
+    }
+    return this.aliasTargets.get(alias);
+  }
+  /** Counts one node visited; false (reported once) when the walk is over budget. */
+  step(at: At): boolean {
+    if (this.exhausted) return false;
+    if (++this.steps <= this.budget) return true;
+    this.exhausted = true;
+    this.error(at, `aliases expand the document to more than ${this.budget} nodes (an alias bomb?); it is refused`);
+    return false;
   }
   error(at: At, message: string): undefined {
-    this.errors.push({ file: this.file, line: at.line, path: at.path, message, severity: 'error' });
+    if (this.errors.length < MAX_LISTED_PROBLEMS) this.errors.push({ file: this.file, line: this.line(at.pos), path: at.path, message, severity: 'error' });
+    else this.moreErrors++;
     return undefined;
   }
   warn(at: At, message: string): void {
-    this.warnings.push({ file: this.file, line: at.line, path: at.path, message, severity: 'warning' });
+    if (this.warnings.length < MAX_LISTED_PROBLEMS) this.warnings.push({ file: this.file, line: this.line(at.pos), path: at.path, message, severity: 'warning' });
+    else this.moreWarnings++;
   }
 }
-
 const fieldPath = (path: string, key: string): string => (path ? `${path}.${key}` : key);
 const indexPath = (path: string, i: number): string => `${path}[${i}]`;
 const dataKeyPath = (path: string, k: string | number): string =>
   typeof k === 'number' ? `${path}[${k}]` : `${path}[${JSON.stringify(k)}]`;
 
 /** Resolves aliases and normalises null scalars, then runs the parser at the node's own line. */
-function sub<T>(ctx: Ctx, raw: unknown, path: string, fallbackLine: number, parse: Parser<T>, parent?: At): T | undefined {
+function sub<T>(ctx: Ctx, raw: unknown, path: string, fallbackPos: number, parse: Parser<T>, parent?: At): T | undefined {
   let node: unknown = raw;
+  if (!ctx.step({ path, pos: ctx.posOf(node, fallbackPos) })) return undefined;
   if (isAlias(node)) {
-    let target: unknown;
-    try {
-      target = ctx.doc ? node.resolve(ctx.doc) : undefined;
-    } catch {
-      target = undefined;
-    }
-    if (!target) return ctx.error({ path, line: ctx.lineOf(node, fallbackLine) }, `unknown alias *${node.source}`);
+    const target = ctx.resolveAlias(node);
+    if (!target) return ctx.error({ path, pos: ctx.posOf(node, fallbackPos) }, `unknown alias *${node.source}`);
     node = target;
   }
-  const line = ctx.lineOf(node, fallbackLine);
-  // The parent's position when it is the same one (always, on the fast path: no paths, no lines).
-  const at = parent !== undefined && parent.path === path && parent.line === line ? parent : { path, line };
+  const pos = ctx.posOf(node, fallbackPos);
+  // The parent's position when it is the same one.
+  const at = parent !== undefined && parent.path === path && parent.pos === pos ? parent : { path, pos };
   if (node === null || node === undefined || (isScalar(node) && node.value === null)) return parse(null, at, ctx);
   if (isScalar(node) || isMap(node) || isSeq(node)) return parse(node, at, ctx);
   return ctx.error(at, 'unsupported YAML node');
@@ -233,12 +291,11 @@ function list<T>(item: Parser<T>, unique?: { key: (v: T) => string; what: string
     const out: T[] = [];
     const seen = unique ? new Map<string, number>() : undefined;
     let ok = true;
-    // for-of, not an index: the fast path's top-level lists are read while they are walked.
     let i = 0;
     for (const raw of n.items) {
       const path = ctx.paths ? indexPath(at.path, i) : at.path;
       i++;
-      const v = sub(ctx, raw, path, at.line, item, at);
+      const v = sub(ctx, raw, path, at.pos, item, at);
       if (v === undefined) {
         ok = false;
         continue;
@@ -246,13 +303,13 @@ function list<T>(item: Parser<T>, unique?: { key: (v: T) => string; what: string
       if (unique && seen) {
         const k = unique.key(v);
         const first = seen.get(k);
-        const line = ctx.lineOf(raw, at.line);
+        const pos = ctx.posOf(raw, at.pos);
         if (first !== undefined) {
           ok = false;
-          ctx.error({ path, line }, `duplicate ${unique.what} ${JSON.stringify(k)} (first defined at line ${first})`);
+          ctx.error({ path, pos }, `duplicate ${unique.what} ${JSON.stringify(k)} (first defined at line ${ctx.line(first)})`);
           continue;
         }
-        seen.set(k, line);
+        seen.set(k, pos);
       }
       out.push(v);
     }
@@ -267,19 +324,19 @@ function dataMap<K extends string | number, V>(key: Parser<K>, value: Parser<V>)
     const out = new Map<K, V>();
     let ok = true;
     for (const pair of n.items) {
-      const keyLine = ctx.lineOf(pair.key, at.line);
+      const keyPos = ctx.posOf(pair.key, at.pos);
       const keyNode = pair.key;
       const keyText = isScalar(keyNode) ? (typeof keyNode.value === 'number' ? keyNode.value : String(keyNode.value)) : '?';
       const path = ctx.paths ? dataKeyPath(at.path, keyText) : at.path;
-      const k = sub(ctx, keyNode, path, keyLine, key, at);
-      const v = sub(ctx, pair.value, path, keyLine, value, at);
+      const k = sub(ctx, keyNode, path, keyPos, key, at);
+      const v = sub(ctx, pair.value, path, keyPos, value, at);
       if (k === undefined || v === undefined) {
         ok = false;
         continue;
       }
       if (out.has(k)) {
         ok = false;
-        ctx.error({ path, line: keyLine }, `duplicate key ${JSON.stringify(k)}`);
+        ctx.error({ path, pos: keyPos }, `duplicate key ${JSON.stringify(k)}`);
         continue;
       }
       out.set(k, v);
@@ -365,7 +422,7 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
   // result into a slow dictionary-mode object once it has more than a dozen of them.
   const template: Record<string, unknown> = Object.fromEntries(known.map((k) => [k, undefined]));
   // The key names met at each position of the last map: the objects of a long list repeat their
-  // keys in the same order (the fast reader even shares the strings), so most lookups are one
+  // keys in the same order, so most lookups are one
   // comparison instead of a hash lookup.
   const lastNames: string[] = [];
   const lastIndexes: number[] = [];
@@ -380,7 +437,7 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
       const name = typeof k === 'string' ? k : typeof k === 'number' || typeof k === 'boolean' ? String(k) : undefined;
       if (name === undefined) {
         ok = false;
-        ctx.error({ path: at.path, line: ctx.lineOf(pair.key, at.line) }, `keys of ${what} must be strings`);
+        ctx.error({ path: at.path, pos: ctx.posOf(pair.key, at.pos) }, `keys of ${what} must be strings`);
         continue;
       }
       let idx: number | undefined;
@@ -394,13 +451,24 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
       }
       if (idx === undefined) {
         const msg = `unknown key ${JSON.stringify(name)} in ${what}${suggestion(name, known)}`;
-        const keyAt = { path: fieldPath(at.path, name), line: ctx.lineOf(pair.key, at.line) };
+        const keyAt = { path: fieldPath(at.path, name), pos: ctx.posOf(pair.key, at.pos) };
         if (unknownKeys === 'error') {
           ok = false;
           ctx.error(keyAt, msg);
         } else {
           ctx.warn(keyAt, `${msg}; it is ignored`);
         }
+        continue;
+      }
+      const earlier = pairs[idx];
+      if (earlier !== undefined) {
+        // Checked here rather than with the parser's uniqueKeys, which compares every key of a
+        // map with every other one.
+        ok = false;
+        ctx.error(
+          { path: fieldPath(at.path, name), pos: ctx.posOf(pair.key, at.pos) },
+          `duplicate key ${JSON.stringify(name)} in ${what} (first at line ${ctx.line(ctx.posOf(earlier.key, at.pos))})`,
+        );
         continue;
       }
       pairs[idx] = pair;
@@ -420,7 +488,7 @@ function object<S extends Record<string, FieldSpec<unknown>>>(
         continue;
       }
       // The key's line is where a problem with a null value is reported.
-      const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, key) : at.path, ctx.lineOf(pair.key, at.line), field.parse, at);
+      const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, key) : at.path, ctx.posOf(pair.key, at.pos), field.parse, at);
       if (v === undefined) ok = false;
       else out[key] = v;
     }
@@ -545,7 +613,18 @@ const loadBalancer: Parser<LoadBalancer> = mapped(
 );
 
 /** Any value: for keys we accept and validate loosely but do not model. */
-const anything: Parser<true> = () => true;
+const anything: Parser<true> = (n, at, ctx) => {
+  // Not modelled, but walked within the budget: aliases below it would expand in /config_dump.
+  const stack: unknown[] = [n];
+  while (stack.length > 0) {
+    let node = stack.pop();
+    if (!ctx.step(at)) return undefined;
+    if (isAlias(node)) node = ctx.resolveAlias(node);
+    if (isMap(node)) for (const p of node.items) stack.push(p.key, p.value);
+    else if (isSeq(node)) for (const item of node.items) stack.push(item);
+  }
+  return true;
+};
 
 const cidrVip = object({ network: required(str), cidr: required(cidr) }, 'a CIDR VIP');
 const weightedWaypoint = object({ destination: required(gatewayAddress), weight: required(u32) }, 'a weighted waypoint');
@@ -599,13 +678,13 @@ const stringMatch: Parser<StringMatch> = (n, at, ctx) => {
   if (!isMap(n) || n.items.length !== 1) return ctx.error(at, `${expected}, got ${isMap(n) ? `a map with ${n.items.length} keys` : describe(n)}`);
   const pair = n.items[0]!;
   const k = isScalar(pair.key) ? pair.key.value : undefined;
-  const keyLine = ctx.lineOf(pair.key, at.line);
+  const keyPos = ctx.posOf(pair.key, at.pos);
   if (k === 'Presence') return { kind: 'presence' };
   if (k === 'Exact' || k === 'Prefix' || k === 'Suffix') {
-    const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, k) : at.path, keyLine, str, at);
+    const v = sub(ctx, pair.value, ctx.paths ? fieldPath(at.path, k) : at.path, keyPos, str, at);
     return v === undefined ? undefined : { kind: STRING_MATCH_KINDS[k], value: v };
   }
-  return ctx.error({ path: at.path, line: keyLine }, `${JSON.stringify(String(k))} is not a StringMatch kind; ${expected}`);
+  return ctx.error({ path: at.path, pos: keyPos }, `${JSON.stringify(String(k))} is not a StringMatch kind; ${expected}`);
 };
 
 /** Principals are written without `spiffe://` (config.md §2.4); with it they can never match. */
@@ -673,11 +752,11 @@ const TOP_LEVEL = object(
 // ---------------------------------------------------------------------------------------------
 // Documents
 
-function parseIstioDocument(map: YAMLMap, docLine: number, ctx: Ctx): IstioDocument | undefined {
-  const field = (name: string): { text: string | undefined; line: number } => {
+function parseIstioDocument(map: YAMLMap, docPos: number, ctx: Ctx): IstioDocument | undefined {
+  const field = (name: string): { text: string | undefined; pos: number } => {
     const pair = map.items.find((p) => isScalar(p.key) && p.key.value === name);
     const text = pair && isScalar(pair.value) && typeof pair.value.value === 'string' ? pair.value.value : undefined;
-    return { text, line: ctx.lineOf(pair?.key, docLine) };
+    return { text, pos: ctx.posOf(pair?.key, docPos) };
   };
   const apiVersion = field('apiVersion');
   const kind = field('kind');
@@ -685,36 +764,62 @@ function parseIstioDocument(map: YAMLMap, docLine: number, ctx: Ctx): IstioDocum
   if (!apiVersion.text || !ISTIO_API_VERSIONS.includes(apiVersion.text)) {
     ok = false;
     ctx.error(
-      { path: 'apiVersion', line: apiVersion.line },
+      { path: 'apiVersion', pos: apiVersion.pos },
       `${apiVersion.text === undefined ? 'missing or non-string apiVersion' : `unsupported apiVersion ${JSON.stringify(apiVersion.text)}`}; expected ${ISTIO_API_VERSIONS.join(' or ')}`,
     );
   }
   if (!kind.text || !ISTIO_KINDS.includes(kind.text)) {
     ok = false;
     ctx.error(
-      { path: 'kind', line: kind.line },
+      { path: 'kind', pos: kind.pos },
       `${kind.text === undefined ? 'missing or non-string kind' : `unsupported kind ${JSON.stringify(kind.text)}`}; expected ${ISTIO_KINDS.join(' or ')}`,
     );
   }
   if (!ok || !ctx.doc) return undefined;
+  // Duplicate keys (toJS would keep the last one silently).
+  visit(ctx.doc, {
+    Map: (_key, m) => {
+      const seen = new Set<unknown>();
+      for (const p of m.items) {
+        const k = isScalar(p.key) ? p.key.value : undefined;
+        if (k === undefined) continue;
+        if (seen.has(k)) {
+          ok = false;
+          ctx.error({ path: '', pos: ctx.posOf(p.key, docPos) }, `duplicate key ${JSON.stringify(k)}`);
+        }
+        seen.add(k);
+      }
+    },
+  });
+  if (!ok) return undefined;
   let doc: unknown;
   try {
-    doc = ctx.doc.toJS({ maxAliasCount: 100 });
+    // The `yaml` package's own bound on alias expansion, the same budget as the walk's.
+    doc = ctx.doc.toJS({ maxAliasCount: ctx.budget });
   } catch (e) {
-    return ctx.error({ path: '', line: docLine }, `cannot read document: ${e instanceof Error ? e.message : String(e)}`);
+    return ctx.error({ path: '', pos: docPos }, `cannot read document: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return { apiVersion: apiVersion.text!, kind: kind.text!, line: docLine, doc };
+  return { apiVersion: apiVersion.text!, kind: kind.text!, line: ctx.line(docPos), doc };
 }
 
+/** What the parser says when a document nests deeper than its recursion can follow. */
+const STACK_EXHAUSTED = /Maximum call stack size exceeded/i;
+
+/**
+ * Options for the `yaml` package. Duplicate keys are checked by the validator (one lookup per key;
+ * the package's uniqueKeys compares each key with every other of its map, quadratic for a hostile
+ * map), the CST is not kept, and no LineCounter: lines come from node offsets when needed.
+ */
+const YAML_OPTIONS = { prettyErrors: false, uniqueKeys: false, keepSourceTokens: false, logLevel: 'silent' } as const;
+
 function parseStream(text: string, fileName: string): LocalConfigResult {
-  const { LineCounter, parseAllDocuments } = yamlLib();
-  const lc = new LineCounter();
-  const ctx = new Ctx(fileName, lc);
-  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  const ctx = new Ctx(fileName, text);
+  const docs = parseAllDocuments(text, YAML_OPTIONS);
   const yamlProblem = (e: { pos: [number, number]; message: string }, severity: 'error' | 'warning'): void => {
-    const line = lc.linePos(e.pos[0]).line;
-    if (severity === 'error') ctx.error({ path: '', line }, `YAML syntax: ${e.message}`);
-    else ctx.warn({ path: '', line }, `YAML: ${e.message}`);
+    const at = { path: '', pos: e.pos[0] };
+    if (severity === 'warning') ctx.warn(at, `YAML: ${e.message}`);
+    else if (STACK_EXHAUSTED.test(e.message)) ctx.error(at, 'the YAML nests too deeply to be read (a ztunnel config nests fewer than 20 levels)');
+    else ctx.error(at, `YAML syntax: ${e.message}`);
   };
   if ('empty' in docs) {
     for (const e of docs.errors) yamlProblem(e, 'error');
@@ -723,33 +828,36 @@ function parseStream(text: string, fileName: string): LocalConfigResult {
 
   const snapshot: LocalConfigSnapshot = { workloads: [], services: [], policies: [], rootNamespace: DEFAULT_ROOT_NAMESPACE, istioDocuments: [] };
   let ztunnelDocLine: number | undefined;
+  let documents = 0;
   for (const doc of docs) {
     for (const w of doc.warnings) yamlProblem(w, 'warning');
     if (doc.errors.length > 0) {
       // A broken document is not validated further: its tree is partial and would add noise.
+      documents++;
       for (const e of doc.errors) yamlProblem(e, 'error');
       continue;
     }
-    ctx.doc = doc;
+    ctx.setDoc(doc);
     let contents: unknown = doc.contents;
-    if (isAlias(contents)) contents = contents.resolve(doc);
+    if (isAlias(contents)) contents = ctx.resolveAlias(contents);
     if (isNullish(contents)) continue; // empty document (`---` alone, comments only)
-    const line = ctx.lineOf(contents, 1);
+    documents++;
+    const pos = ctx.posOf(contents, 0);
     if (!isMap(contents)) {
-      ctx.error({ path: '', line }, `a document must be a map (the ztunnel form or an Istio resource), got ${describe(isScalar(contents) || isSeq(contents) ? contents : null)}`);
+      ctx.error({ path: '', pos }, `a document must be a map (the ztunnel form or an Istio resource), got ${describe(isScalar(contents) || isSeq(contents) ? contents : null)}`);
       continue;
     }
     if (contents.items.some((p) => isScalar(p.key) && (p.key.value === 'apiVersion' || p.key.value === 'kind'))) {
-      const istio = parseIstioDocument(contents, line, ctx);
+      const istio = parseIstioDocument(contents, pos, ctx);
       if (istio) snapshot.istioDocuments.push(istio);
       continue;
     }
     if (ztunnelDocLine !== undefined) {
-      ctx.error({ path: '', line }, `only one document in the ztunnel form (workloads/services/policies) is allowed; the first one starts at line ${ztunnelDocLine}`);
+      ctx.error({ path: '', pos }, `only one document in the ztunnel form (workloads/services/policies) is allowed; the first one starts at line ${ztunnelDocLine}`);
       continue;
     }
-    ztunnelDocLine = line;
-    const top = sub(ctx, contents, '', line, TOP_LEVEL);
+    ztunnelDocLine = ctx.line(pos);
+    const top = sub(ctx, contents, '', pos, TOP_LEVEL);
     if (top) {
       snapshot.workloads = top.workloads;
       snapshot.services = top.services;
@@ -757,48 +865,34 @@ function parseStream(text: string, fileName: string): LocalConfigResult {
       snapshot.rootNamespace = top.rootNamespace;
     }
   }
-  if (ctx.errors.length > 0) return { ok: false, errors: ctx.errors, warnings: ctx.warnings };
-  return { ok: true, value: snapshot, warnings: ctx.warnings };
+  const warnings = withCount(ctx.warnings, ctx.moreWarnings, fileName, 'warning');
+  if (ctx.errors.length > 0) return { ok: false, errors: withCount(ctx.errors, ctx.moreErrors, fileName, 'error'), warnings };
+  return { ok: true, value: snapshot, warnings, documents };
 }
 
-/** The fast reader's nodes carry no source range, so Ctx.lineOf never asks this. */
-const NO_LINE_COUNTER: Pick<LineCounter, 'linePos'> = { linePos: () => ({ line: 0, col: 0 }) };
-
-/**
- * The fast path (issue 7): the plain-subset reader of fast-yaml.ts, then the same validator. Only
- * a clean result is used; on any problem (or text outside the subset, or Istio documents) the
- * caller parses again with the full YAML parser, so messages and their lines come from there.
- */
-function parseFast(text: string, fileName: string): LocalConfigResult | null {
-  return readFastYaml(text, (contents): LocalConfigResult | null => {
-    if (!isMap(contents)) return null;
-    if (contents.items.some((p) => isScalar(p.key) && (p.key.value === 'apiVersion' || p.key.value === 'kind'))) return null;
-    const ctx = new Ctx(fileName, NO_LINE_COUNTER, false);
-    const top = sub(ctx, contents, '', 1, TOP_LEVEL);
-    if (!top || ctx.errors.length > 0 || ctx.warnings.length > 0) return null;
-    return {
-      ok: true,
-      value: { workloads: top.workloads, services: top.services, policies: top.policies, rootNamespace: top.rootNamespace, istioDocuments: [] },
-      warnings: [],
-    };
-  });
-}
-
-/** The full parser alone, without the fast path (for tests comparing the two). */
-export function parseLocalConfigFully(text: string, fileName: string): LocalConfigResult {
-  return parseStream(text, fileName);
+/** The listed problems, plus one line counting those left out. */
+function withCount(listed: LocalConfigProblem[], more: number, file: string, severity: 'error' | 'warning'): LocalConfigProblem[] {
+  if (more === 0) return listed;
+  const kind = severity === 'error' ? 'errors' : 'warnings';
+  const message = `${more} more ${kind} not listed (${listed.length + more} in all; the first ${listed.length} are listed)`;
+  return [...listed, { file, line: listed[listed.length - 1]?.line ?? 1, path: '', message, severity }];
 }
 
 /**
  * Parses and fully validates a local config file (config.md §2; multi-document per "Beyond" (b)).
- * Never throws: every problem is returned with file, line and field path.
+ * Never throws: every problem is returned with file, line and field path. Synchronous and
+ * CPU-bound (about 1 s for 10,000 workloads): the daemon calls it through local-parse.ts, on a
+ * worker thread with a deadline.
  */
 export function parseLocalConfig(text: string, fileName: string): LocalConfigResult {
   try {
-    return parseFast(text, fileName) ?? parseStream(text, fileName);
+    return parseStream(text, fileName);
   } catch (e) {
     // Defensive: the walker is written not to throw; if it does, report instead of crashing.
-    const message = `internal error while reading the file: ${e instanceof Error ? e.message : String(e)}`;
+    const message =
+      e instanceof RangeError && STACK_EXHAUSTED.test(e.message)
+        ? 'the YAML nests too deeply to be read (a ztunnel config nests fewer than 20 levels)'
+        : `internal error while reading the file: ${e instanceof Error ? e.message : String(e)}`;
     return { ok: false, errors: [{ file: fileName, line: 1, path: '', message, severity: 'error' }], warnings: [] };
   }
 }
