@@ -1,12 +1,14 @@
 import t from 'tap';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ZtunnelError } from '../core/errors.js';
 import type { StateBatch } from '../state/batch.js';
 import { createLogger } from '../telemetry/logger.js';
 import type { LocalConfigProblem, LocalConfigSnapshot } from './local-file.js';
-import { LocalConfigSource, type LocalConfigTransform } from './local-source.js';
+import { LocalConfigSource, type FileLimits, type LocalConfigTransform } from './local-source.js';
 
 const DEBOUNCE_MS = 20;
 const WAIT_MS = 10_000; // bound for every wait on an event; never a timing assertion
@@ -35,7 +37,7 @@ class Harness {
   readonly sink = { apply: (b: StateBatch): void => void this.batches.push(b) };
   readonly logger = createLogger({ level: 'debug', destination: { write: (s: string) => void this.logs.push(JSON.parse(s)) } });
 
-  options(extra: { transform?: LocalConfigTransform } = {}) {
+  options(extra: { transform?: LocalConfigTransform; limits?: Partial<FileLimits> } = {}) {
     return {
       sink: this.sink,
       logger: this.logger,
@@ -300,4 +302,87 @@ t.test('the transform hook shapes what is applied, and its errors keep the last 
   await failed;
   t.same(h.failures[0]!.map((p) => p.message), ['rejected by transform']);
   t.same(src.current()!.workloads.map((w) => w.uid), ['a'], 'the last good config stays in force');
+});
+
+// Config writes that must not hurt (issue 16 items 8 and 10), on real files.
+
+t.test('a reload waits for the file to settle: a writer\'s half-written file is never read', async (t) => {
+  const h = new Harness();
+  const file = await tempConfig(t, V1);
+  const src = new LocalConfigSource({ path: file, ...h.options({ limits: { settleMs: 300 } }) });
+  await src.start();
+  t.teardown(() => src.close());
+  const v2 = y('workloads:', ...workload('a', '10.0.0.1'), ...workload('c', '10.0.0.3'));
+  const cut = v2.indexOf('10.0.0.3') + 4; // inside a quoted scalar: the first half alone is invalid
+  const applied = h.next('applied');
+  // A slow writer: truncate and write the first half, the rest 50 ms later (the debounce is 20 ms).
+  writeFileSync(file, v2.slice(0, cut));
+  setTimeout(() => writeFileSync(file, v2), 50);
+  await applied;
+  t.same(h.applied.at(-1)!.workloads.map((w) => w.uid), ['a', 'c'], 'the whole file is applied');
+  t.same(h.failures, [], 'no reload of the partial file was attempted');
+});
+
+t.test('an empty or comment-only file on reload is refused like a missing file; the first load may be empty', async (t) => {
+  const h = new Harness();
+  const file = await tempConfig(t, V1);
+  const src = new LocalConfigSource({ path: file, ...h.options() });
+  await src.start();
+  t.teardown(() => src.close());
+  for (const text of ['', '# being regenerated\n', '---\n# nothing yet\n']) {
+    const failed = h.next('failure');
+    await writeFile(file, text);
+    await failed;
+    t.match(h.failures.at(-1), [{ line: 0, message: 'the file is empty (no YAML document, or only comments); treated like a missing file' }], JSON.stringify(text));
+    t.same(src.current()!.workloads.map((w) => w.uid), ['a', 'b'], 'the last good config stays');
+  }
+  t.equal(h.batches.length, 1, 'nothing was applied after the first load');
+
+  const h2 = new Harness();
+  const empty = await tempConfig(t, '');
+  const src2 = new LocalConfigSource({ path: empty, ...h2.options() });
+  await src2.start();
+  t.teardown(() => src2.close());
+  t.same(src2.current()!.workloads, [], 'a first load of an empty file starts with no config');
+});
+
+t.test('only a regular file is read: a FIFO, a symlink to /dev/zero and a directory are refused at once', async (t) => {
+  const h = new Harness();
+  const file = await tempConfig(t, V1);
+  const src = new LocalConfigSource({ path: file, ...h.options() });
+  await src.start();
+  t.teardown(() => src.close());
+  const cases: Array<[string, () => Promise<void>, string]> = [
+    ['a FIFO', async () => void execFileSync('mkfifo', [file]), 'the path is a FIFO; only a regular file is read'],
+    ['a symlink to /dev/zero', async () => symlink('/dev/zero', file), 'the path is a character device; only a regular file is read'],
+    ['a directory', async () => void execFileSync('mkdir', [file]), 'the path is a directory; only a regular file is read'],
+  ];
+  for (const [name, make, message] of cases) {
+    await rm(file, { recursive: true, force: true });
+    const failed = h.next('failure');
+    await make();
+    await failed;
+    t.match(h.failures.at(-1), [{ line: 0, message }], name);
+    t.same(src.current()!.workloads.map((w) => w.uid), ['a', 'b'], `${name}: the last good config stays`);
+  }
+  // The watch and the reloads still work afterwards (nothing hung on the FIFO).
+  await rm(file, { recursive: true, force: true });
+  const applied = h.next('applied');
+  await writeFile(file, y('workloads:', ...workload('z', '10.0.0.9')));
+  await applied;
+  t.same(src.current()!.workloads.map((w) => w.uid), ['z']);
+});
+
+t.test('a file larger than the size limit is refused without being parsed', async (t) => {
+  const h = new Harness();
+  const file = await tempConfig(t, V1);
+  const src = new LocalConfigSource({ path: file, ...h.options({ limits: { maxBytes: 4096 } }) });
+  await src.start();
+  t.teardown(() => src.close());
+  const big = y('workloads:', ...Array.from({ length: 100 }, (_, i) => workload(`w${i}`, `10.0.1.${i}`)).flat());
+  const failed = h.next('failure');
+  await replaceFile(file, big);
+  await failed;
+  t.match(h.failures.at(-1), [{ line: 0, message: `the file is ${Buffer.byteLength(big)} bytes, more than the limit of 4096` }]);
+  t.same(src.current()!.workloads.map((w) => w.uid), ['a', 'b']);
 });

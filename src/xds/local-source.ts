@@ -2,15 +2,18 @@
 // config.md §1 and "Beyond" (a). Each load is validated completely (parse + optional transform)
 // before anything is applied; an invalid reload keeps the last good config in force. What is
 // applied is diffed against what was applied last, so resources removed from the file are removed.
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, watch, type FSWatcher, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ZtunnelError } from '../core/errors.js';
 import { policyKey } from '../policy/model.js';
 import type { StateBatch, StateSink } from '../state/batch.js';
 import { serviceKey } from '../state/model.js';
 import type { Logger } from '../telemetry/logger.js';
-import { formatProblem, parseLocalConfig, type LocalConfigProblem, type LocalConfigSnapshot } from './local-file.js';
+import type { LocalConfigSnapshot } from './local-file.js';
+import { DEFAULT_PARSE_BOUNDS, parseLocalConfigOffThread, type ParseBounds } from './local-parse.js';
+import { fileProblem, formatProblem, type LocalConfigProblem } from './local-problem.js';
 
 /** Runs after parsing, before applying (the Istio-YAML translator plugs in here). */
 export type LocalConfigTransform = (
@@ -33,7 +36,33 @@ export interface LocalConfigSourceOptions {
   readonly onApplied?: (snapshot: LocalConfigSnapshot) => void;
   /** Called when a reload is rejected (the lead counts ztunnel_ts_local_config_reload_failures_total). */
   readonly onReloadFailure?: (problems: readonly LocalConfigProblem[]) => void;
+  /** Bounds of one read and parse (issue 16 items 8–10); defaults in DEFAULT_FILE_LIMITS. */
+  readonly limits?: Partial<FileLimits>;
 }
+
+export interface FileLimits extends ParseBounds {
+  /** Larger files are refused without being read. */
+  readonly maxBytes: number;
+  /** Deadline for reading the file. */
+  readonly readTimeoutMs: number;
+  /** Before a reload, the file's size and mtime must stay the same for this long... */
+  readonly settleMs: number;
+  /** ...waiting at most this long (then it is read as it is). */
+  readonly settleMaxWaitMs: number;
+}
+
+/**
+ * 16 MiB holds ~40,000 workloads in the ztunnel form (10,000 are 3.8 MB). A writer's partial
+ * writes are usually milliseconds apart; 50 ms of no change (after the 100 ms debounce) and a 2 s
+ * bound keep a reload prompt while a slow writer is waited for.
+ */
+export const DEFAULT_FILE_LIMITS: FileLimits = {
+  ...DEFAULT_PARSE_BOUNDS,
+  maxBytes: 16 * 1024 * 1024,
+  readTimeoutMs: 5_000,
+  settleMs: 50,
+  settleMaxWaitMs: 2_000,
+};
 
 const DEFAULT_DEBOUNCE_MS = 100;
 export const INLINE_CONFIG_NAME = 'LOCAL_XDS';
@@ -51,6 +80,7 @@ export class LocalConfigSource {
   private readonly opts: LocalConfigSourceOptions;
   private readonly fileName: string;
   private readonly debounceMs: number;
+  private readonly limits: FileLimits;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
@@ -72,6 +102,7 @@ export class LocalConfigSource {
     this.opts = opts;
     this.fileName = opts.path ?? INLINE_CONFIG_NAME;
     this.debounceMs = opts.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+    this.limits = { ...DEFAULT_FILE_LIMITS, ...opts.limits };
   }
 
   /** First load. Rejects with CONFIG_INVALID (listing every problem) if the config is invalid. */
@@ -164,30 +195,37 @@ export class LocalConfigSource {
     if (this.opts.inline !== undefined) {
       text = this.opts.inline;
     } else {
-      try {
-        text = await readFile(this.opts.path!, 'utf8');
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+      // A writer (`generator > local.yaml`) truncates, then writes: wait until it is done.
+      if (!initial) await settle(this.opts.path!, this.limits);
+      const read = await readRegularFile(this.opts.path!, this.limits);
+      if (typeof read !== 'string') {
         this.attemptedText = undefined; // the file's return must trigger a load even if unchanged
-        return this.reject([{ file: this.fileName, line: 0, path: '', message: `cannot read the file (${code})`, severity: 'error' }], initial);
+        return this.reject([fileProblem(this.fileName, read.problem)], initial);
       }
+      text = read;
     }
     if (this.closed && !initial) return undefined;
     if (!initial && text === this.attemptedText) return undefined;
     this.attemptedText = text;
 
-    const result = this.validate(text);
+    const result = await this.validate(text, initial);
     if (!result.ok) return this.reject(result.errors, initial);
     if (this.closed && !initial) return undefined;
     this.apply(result.value, text, initial);
     return undefined;
   }
 
-  private validate(text: string): Validated {
+  private async validate(text: string, initial: boolean): Promise<Validated> {
     const { logger } = this.opts;
-    const parsed = parseLocalConfig(text, this.fileName);
+    const parsed = await parseLocalConfigOffThread(text, this.fileName, this.limits);
     for (const w of parsed.warnings) logger.warn({ file: w.file, line: w.line, path: w.path }, formatProblem(w));
     if (!parsed.ok) return parsed;
+    // An empty file is what a reader sees in the middle of `generator > local.yaml`: on a reload
+    // it is refused like a missing file and the config in force stays (issue 16 item 8). A first
+    // load may be empty (no workloads yet).
+    if (parsed.documents === 0 && !initial) {
+      return { ok: false, errors: [fileProblem(this.fileName, 'the file is empty (no YAML document, or only comments); treated like a missing file')] };
+    }
     if (!this.opts.transform) return parsed;
     try {
       const t = this.opts.transform(parsed.value);
@@ -259,4 +297,83 @@ function fingerprint(value: unknown): string {
     if (v instanceof Uint8Array) return { $bytes: [...v] };
     return v;
   });
+}
+
+/** What a Stats is, for a message ("a FIFO"). */
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Reads the config file: a regular file only (a FIFO would block a read forever, /dev/zero never
+ * ends), at most `maxBytes`, within `readTimeoutMs`. Opened non-blocking so that opening a FIFO
+ * returns at once; the kind is checked on the opened descriptor, after symlinks are followed.
+ * Returns the text or a problem to report.
+ */
+export async function readRegularFile(path: string, limits: Pick<FileLimits, 'maxBytes' | 'readTimeoutMs'>): Promise<string | { problem: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<{ problem: string }>((res) => {
+    timer = setTimeout(() => res({ problem: `reading the file took longer than ${limits.readTimeoutMs / 1000} s` }), limits.readTimeoutMs);
+  });
+  const read = (async (): Promise<string | { problem: string }> => {
+    let fh;
+    try {
+      fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    } catch (e) {
+      return { problem: `cannot read the file (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) return { problem: `the path is ${fileKind(st)}; only a regular file is read` };
+      if (st.size > limits.maxBytes) return { problem: `the file is ${st.size} bytes, more than the limit of ${limits.maxBytes}` };
+      // Read to the end, not just st.size: the file may grow while it is read.
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        const size = chunks.length === 0 ? Math.min(st.size, limits.maxBytes) + 1 : 64 * 1024;
+        const { bytesRead, buffer } = await fh.read({ buffer: Buffer.allocUnsafe(size) });
+        if (bytesRead === 0) break;
+        total += bytesRead;
+        if (total > limits.maxBytes) return { problem: `the file grew past the limit of ${limits.maxBytes} bytes while it was read` };
+        chunks.push(buffer.subarray(0, bytesRead));
+      }
+      return Buffer.concat(chunks, total).toString('utf8');
+    } catch (e) {
+      return { problem: `cannot read the file (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  })();
+  try {
+    return await Promise.race([read, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Size, mtime and inode, or null when the path cannot be stat'ed. */
+async function fileState(path: string): Promise<string | null> {
+  try {
+    const st = await stat(path, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Waits until the file has not changed for `settleMs` (at most `settleMaxWaitMs`). */
+async function settle(path: string, limits: Pick<FileLimits, 'settleMs' | 'settleMaxWaitMs'>): Promise<void> {
+  const until = Date.now() + limits.settleMaxWaitMs;
+  let before = await fileState(path);
+  while (Date.now() < until) {
+    await delay(limits.settleMs);
+    const now = await fileState(path);
+    if (now === before) return;
+    before = now;
+  }
 }
