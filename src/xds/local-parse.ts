@@ -29,6 +29,7 @@ export function parseLocalConfigOffThread(text: string, fileName: string, bounds
     try {
       worker = new Worker(WORKER_URL, {
         workerData: { text, fileName },
+        execArgv: [], // not the process's own flags (some are refused in a worker)
         resourceLimits: { maxOldGenerationSizeMb: bounds.maxHeapMb },
         stdout: false,
         stderr: false,

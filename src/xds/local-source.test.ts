@@ -11,7 +11,7 @@ import type { LocalConfigProblem, LocalConfigSnapshot } from './local-file.js';
 import { LocalConfigSource, type FileLimits, type LocalConfigTransform } from './local-source.js';
 
 const DEBOUNCE_MS = 20;
-const WAIT_MS = 10_000; // bound for every wait on an event; never a timing assertion
+const WAIT_MS = 30_000; // bound for every wait on an event (a reload parses on a worker thread); never a timing assertion
 
 const y = (...lines: string[]): string => lines.join('\n') + '\n';
 const workload = (uid: string, ip: string, extra: string[] = []): string[] => [
