@@ -5,12 +5,11 @@
 //
 // The control-plane transport helpers below (token, root CA, target, credentials, metadata) are
 // shared with the xDS client (src/xds/ads-client.ts), which may import identity/ (docs/design.md §2).
-import { createHash, generateKeyPair } from 'node:crypto';
+import { createHash, type webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import {
   connectivityState, credentials, loadPackageDefinition, Metadata, status as GrpcStatus, type ChannelCredentials, type Client,
   type ServiceError,
@@ -22,9 +21,7 @@ import type { Config } from '../config/config.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CaClient } from './ca-client.js';
-import { buildCsr, encodeName, parseCertificate, pemCertificates, sanUriExtension, sanUris, signerFor, toPem } from './x509-builder.js';
-
-const generateKeyPairAsync = promisify(generateKeyPair);
+import { loadX509 } from './x509.js';
 
 export type IstioCaConfig = Pick<
   Config,
@@ -157,6 +154,26 @@ export function splitPemCertificates(text: string): string[] {
 // ---------------------------------------------------------------------------------------------
 
 const CREATE_CERTIFICATE_TIMEOUT_MS = 10_000;
+const EC_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/**
+ * A fresh key and its CSR per xds.md §7: ECDSA P-256, ecdsa-with-SHA256, empty subject, one
+ * critical URI SAN (in the PKCS#10 extensionRequest attribute).
+ */
+export async function createCsr(uri: string): Promise<{ csrPem: string; keyPem: string; spki: Buffer }> {
+  const { x509, crypto } = await loadX509();
+  const keys = (await crypto.subtle.generateKey(EC_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    keys,
+    signingAlgorithm: EC_ALGORITHM,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }], true)],
+  }, crypto);
+  return {
+    csrPem: csr.toString('pem'),
+    keyPem: x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'),
+    spki: Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey)),
+  };
+}
 
 interface CreateCertificateResponse {
   cert_chain?: string[];
@@ -229,16 +246,10 @@ export class IstioCaClient implements CaClient {
     const cfg = this.#config;
     if (!cfg.caAddress) throw new ZtunnelError('IDENTITY_UNAVAILABLE', 'CA_ADDRESS is not set');
     const uri = formatIdentity(id);
-
-    // CSR per xds.md §7: P-256 key, ecdsa-with-SHA256, empty subject, one critical URI SAN
-    // (in the PKCS#10 extensionRequest attribute).
-    const { privateKey, publicKey } = await generateKeyPairAsync('ec', { namedCurve: 'prime256v1' });
-    const csr = buildCsr(encodeName([]), signerFor(privateKey), [sanUriExtension(uri, true)]);
-    const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    const spki = publicKey.export({ type: 'spki', format: 'der' });
+    const { csrPem, keyPem, spki } = await createCsr(uri);
 
     const request: Record<string, unknown> = {
-      csr: toPem(csr, 'CERTIFICATE REQUEST'),
+      csr: csrPem,
       validity_duration: String(Math.max(1, Math.round(cfg.secretTtlMs / 1000))),
     };
     // Shared mode asks istiod to impersonate the workload (ztunnel's own token authenticates).
@@ -272,13 +283,16 @@ export class IstioCaClient implements CaClient {
     const intermediates = [...leafBlocks.slice(1), ...chain.slice(1, -1).flatMap(splitPemCertificates)];
     const rootsPem = chain.length > 1 ? splitPemCertificates(chain[chain.length - 1]!) : [];
 
-    let leaf: ReturnType<typeof parseCertificate>;
+    const { x509 } = await loadX509();
+    let leaf: InstanceType<typeof x509.X509Certificate>;
+    let leafUris: string[];
     try {
-      leaf = parseCertificate(pemCertificates(leafPem)[0]!);
+      leaf = new x509.X509Certificate(leafPem);
+      const san = leaf.getExtension(x509.SubjectAlternativeNameExtension);
+      leafUris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value);
     } catch (e) {
       throw new ZtunnelError('IDENTITY_UNAVAILABLE', `CA returned an unreadable certificate for ${uri}: ${(e as Error).message}`, { cause: e });
     }
-    const leafUris = sanUris(leaf);
     const leafId = leafUris.map(parseIdentity).find((x): x is Identity => x !== null);
     if (!leafId || !identityEquals(leafId, id)) {
       throw new ZtunnelError(
@@ -286,7 +300,7 @@ export class IstioCaClient implements CaClient {
         `CA returned a certificate for ${leafUris.join(',') || 'no URI SAN'}, expected ${uri}`,
       );
     }
-    if (!leaf.publicKey.equals(spki)) {
+    if (!Buffer.from(leaf.publicKey.rawData).equals(spki)) {
       throw new ZtunnelError('IDENTITY_UNAVAILABLE', `CA returned a certificate for another key (${uri})`);
     }
 
@@ -297,7 +311,7 @@ export class IstioCaClient implements CaClient {
       rootsPem,
       notBefore: leaf.notBefore,
       notAfter: leaf.notAfter,
-      serialNumber: leaf.serialHex,
+      serialNumber: leaf.serialNumber,
     };
   }
 

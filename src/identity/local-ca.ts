@@ -3,25 +3,16 @@
 // file). It issues workload certificates shaped like istiod's (xds.md §7 CSR rules): a fresh
 // ECDSA P-256 key, empty subject, one critical URI SAN, serverAuth+clientAuth. Leaves live only in
 // memory; only the root is ever written to disk.
-//
-// Certificates are built with the small DER encoder in x509-builder.ts on top of node:crypto, so
-// the daemon never loads an ASN.1 library (issue 7: idle RSS).
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, type KeyObject, type webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ZtunnelError, asZtunnelError } from '../core/errors.js';
 import { formatIdentity, parseIdentity, type Identity } from '../core/spiffe.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CaClient } from './ca-client.js';
-import {
-  KEY_USAGE, OID, authorityKeyIdExtension, basicConstraintsExtension, buildCertificate, encodeName, extKeyUsageExtension,
-  isCa, keyIdentifier, keyUsageAllows, keyUsageExtension, parseCertificate, pemCertificates, sanUriExtension, signerFor,
-  subjectKeyIdExtension, subjectKeyId, toPem, type ExtensionSpec, type ParsedCertificate, type Signer,
-} from './x509-builder.js';
-
-const generateKeyPairAsync = promisify(generateKeyPair);
+import { loadX509 } from './x509.js';
+import type * as X509 from '@peculiar/x509';
 
 export interface LocalCaOptions {
   readonly stateDir: string;
@@ -43,24 +34,16 @@ export interface IssueOptions {
 const ROOT_VALIDITY_MS = 10 * 365 * 24 * 3600 * 1000;
 /** Leaves are back-dated by one minute so a peer whose clock is slightly behind accepts them. */
 export const CLOCK_SKEW_MS = 60_000;
-const ROOT_NAME: ReadonlyArray<readonly [string, string]> = [[OID.commonName, 'ztunnel-ts local CA'], [OID.organizationName, 'ztunnel-ts']];
+const ROOT_NAME = 'CN=ztunnel-ts local CA, O=ztunnel-ts';
 
 interface Issuer {
-  /** The issuing certificate's subject Name DER, copied verbatim into leaves' issuer field. */
-  readonly subjectDer: Buffer;
-  readonly subject: string;
-  readonly notAfter: Date;
+  readonly cert: X509.X509Certificate;
   /** Certificates sent after the leaf: the file's certificates except the trusted root. */
   readonly intermediatesPem: readonly string[];
   readonly rootPem: string;
-  readonly signer: Signer;
-  readonly authorityKeyId?: Buffer;
-}
-
-/** A fresh ECDSA P-256 key pair (config.md §6, xds.md §7). */
-async function newP256Key(): Promise<{ privateKey: KeyObject; spki: Buffer }> {
-  const { privateKey, publicKey } = await generateKeyPairAsync('ec', { namedCurve: 'prime256v1' });
-  return { privateKey, spki: publicKey.export({ type: 'spki', format: 'der' }) };
+  readonly signingKey: webcrypto.CryptoKey;
+  readonly signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams;
+  readonly authorityKeyId?: string;
 }
 
 export class LocalCa implements CaClient {
@@ -101,7 +84,7 @@ export class LocalCa implements CaClient {
         }
       }
       const issuer = await loadIssuer(certPath, keyPath, now());
-      opts.logger?.info({ certPath, subject: issuer.subject, notAfter: issuer.notAfter.toISOString() }, 'local CA: root loaded');
+      opts.logger?.info({ certPath, subject: issuer.cert.subject, notAfter: issuer.cert.notAfter.toISOString() }, 'local CA: root loaded');
       return new LocalCa(issuer, opts.ttlMs, now);
     } catch (e) {
       throw asZtunnelError(e, 'CONFIG_INVALID');
@@ -125,50 +108,47 @@ export class LocalCa implements CaClient {
   async issue(id: Identity, opts: IssueOptions = {}): Promise<WorkloadCertificate> {
     const uri = formatIdentity(id);
     if (!parseIdentity(uri)) throw new ZtunnelError('IDENTITY_UNAVAILABLE', `not a valid SPIFFE identity: ${uri}`);
+    const { x509, crypto } = await loadX509();
     const nowMs = (opts.now ?? this.#now()).getTime();
     const ttlMs = opts.ttlMs ?? this.#ttlMs;
-    const key = await newP256Key();
+    const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
     const issuer = this.#issuer;
-    // Leaf shape (config.md §6, like istiod's): empty subject, so the URI SAN is critical
-    // (RFC 5280 §4.2.1.6); TLS client+server usages; not a CA.
-    const extensions: ExtensionSpec[] = [
-      sanUriExtension(uri, true),
-      keyUsageExtension([KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment], true),
-      extKeyUsageExtension([OID.serverAuth, OID.clientAuth], false),
-      basicConstraintsExtension(false, true),
+    const extensions: X509.Extension[] = [
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }], true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
+      new x509.BasicConstraintsExtension(false, undefined, true),
     ];
-    if (issuer.authorityKeyId) extensions.push(authorityKeyIdExtension(issuer.authorityKeyId));
-    const serial = randomSerial();
-    const notBefore = new Date(nowMs - CLOCK_SKEW_MS);
-    const notAfter = new Date(nowMs + ttlMs);
-    const der = buildCertificate({
-      serial,
-      issuer: issuer.subjectDer,
-      subject: encodeName([]),
-      notBefore,
-      notAfter,
-      publicKey: key.spki,
+    if (issuer.authorityKeyId) extensions.push(new x509.AuthorityKeyIdentifierExtension(issuer.authorityKeyId, false));
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(),
+      subject: [],
+      issuer: issuer.cert.subjectName,
+      notBefore: new Date(nowMs - CLOCK_SKEW_MS),
+      notAfter: new Date(nowMs + ttlMs),
+      publicKey: keys.publicKey,
+      signingKey: issuer.signingKey,
+      signingAlgorithm: issuer.signingAlgorithm,
       extensions,
-      signer: issuer.signer,
-    });
+    }, crypto);
+    const pkcs8 = await crypto.subtle.exportKey('pkcs8', keys.privateKey);
     return {
       identity: { trustDomain: id.trustDomain, namespace: id.namespace, serviceAccount: id.serviceAccount },
-      chainPem: [toPem(der, 'CERTIFICATE'), ...issuer.intermediatesPem],
-      keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      chainPem: [cert.toString('pem'), ...issuer.intermediatesPem],
+      keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'),
       rootsPem: [issuer.rootPem],
-      // What the certificate holds: X.509 times have whole seconds.
-      notBefore: new Date(Math.floor(notBefore.getTime() / 1000) * 1000),
-      notAfter: new Date(Math.floor(notAfter.getTime() / 1000) * 1000),
-      serialNumber: serial.toString('hex'),
+      notBefore: cert.notBefore,
+      notAfter: cert.notAfter,
+      serialNumber: cert.serialNumber,
     };
   }
 }
 
 /** 16 random bytes, top bit clear (a positive INTEGER) and second bit set (no leading zero byte). */
-function randomSerial(): Buffer {
+function randomSerial(): string {
   const b = randomBytes(16);
   b[0] = (b[0]! & 0x7f) | 0x40;
-  return b;
+  return b.toString('hex');
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -182,30 +162,27 @@ async function exists(p: string): Promise<boolean> {
 }
 
 async function generateRoot(stateDir: string, certPath: string, keyPath: string, now: Date): Promise<void> {
-  const key = await newP256Key();
-  const name = encodeName(ROOT_NAME);
-  // Root shape (config.md §6): CA:true and keyCertSign|cRLSign, both critical (RFC 5280 §4.2.1.9,
-  // §4.2.1.3), and a subjectKeyIdentifier that leaves reference in their AKI (§4.2.1.2).
-  const der = buildCertificate({
-    serial: randomSerial(),
-    issuer: name,
-    subject: name,
+  const { x509, crypto } = await loadX509();
+  const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: ROOT_NAME,
     notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
     notAfter: new Date(now.getTime() + ROOT_VALIDITY_MS),
-    publicKey: key.spki,
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     extensions: [
-      basicConstraintsExtension(true, true),
-      keyUsageExtension([KEY_USAGE.keyCertSign, KEY_USAGE.cRLSign], true),
-      subjectKeyIdExtension(keyIdentifier(key.spki)),
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
     ],
-    signer: signerFor(key.privateKey),
-  });
-  const keyPem = key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  }, crypto);
+  const keyPem = x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   // Key first, cert last: a crash in between leaves a key without a cert, which open() reports
   // instead of silently generating a second root.
   await writeAtomically(keyPath, keyPem, 0o600);
-  await writeAtomically(certPath, toPem(der, 'CERTIFICATE'), 0o644);
+  await writeAtomically(certPath, cert.toString('pem'), 0o644);
 }
 
 async function writeAtomically(file: string, data: string, mode: number): Promise<void> {
@@ -227,24 +204,21 @@ function invalid(message: string, cause?: unknown): ZtunnelError {
   return new ZtunnelError('CONFIG_INVALID', `local CA: ${message}`, cause === undefined ? undefined : { cause });
 }
 
-/** A CA certificate of the file: node's view (signatures, subject text) and our DER walk (extensions). */
-interface LoadedCert {
-  readonly x509: X509Certificate;
-  readonly parsed: ParsedCertificate;
-  readonly subject: string;
-  readonly pem: string;
-}
-
 async function loadIssuer(certPath: string, keyPath: string, now: Date): Promise<Issuer> {
+  const { x509, crypto } = await loadX509();
   const certText = await readText(certPath, 'CA certificate');
   const keyText = await readText(keyPath, 'CA key');
 
-  const blocks = pemCertificates(certText);
+  let blocks: ArrayBuffer[];
+  try {
+    blocks = x509.PemConverter.decodeWithHeaders(certText).filter((b) => b.type === 'CERTIFICATE').map((b) => b.rawData);
+  } catch (e) {
+    throw invalid(`${certPath} is not PEM: ${(e as Error).message}`, e);
+  }
   if (blocks.length === 0) throw invalid(`${certPath} holds no PEM CERTIFICATE block`);
-  const certs = blocks.map((der, i): LoadedCert => {
+  const certs = blocks.map((der, i) => {
     try {
-      const x509 = new X509Certificate(der);
-      return { x509, parsed: parseCertificate(der), subject: (x509.subject ?? '').replace(/\n/g, ', '), pem: toPem(der, 'CERTIFICATE') };
+      return new x509.X509Certificate(der);
     } catch (e) {
       throw invalid(`${certPath}: certificate #${i + 1} is not valid X.509: ${(e as Error).message}`, e);
     }
@@ -256,78 +230,72 @@ async function loadIssuer(certPath: string, keyPath: string, now: Date): Promise
   } catch (e) {
     throw invalid(`${keyPath} is not an unencrypted PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC): ${(e as Error).message}`, e);
   }
-  const description = keyDescription(key, keyPath);
+  const { importAlg, signingAlgorithm, description } = keyAlgorithms(key, keyPath);
 
   const issuing = certs[0]!;
   const root = certs[certs.length - 1]!;
   const keySpki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  if (!keySpki.equals(issuing.parsed.publicKey)) {
+  if (!keySpki.equals(Buffer.from(issuing.publicKey.rawData))) {
     throw invalid(`${keyPath} (${description}) does not belong to the first certificate in ${certPath} (${issuing.subject})`);
   }
   for (let i = 0; i < certs.length; i++) {
     const c = certs[i]!;
-    const notAfter = c.parsed.notAfter;
-    if (notAfter.getTime() <= now.getTime()) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) expired at ${notAfter.toISOString()}`);
-    let ca: boolean;
-    let certSign: boolean | undefined;
-    try {
-      ca = isCa(c.parsed);
-      certSign = keyUsageAllows(c.parsed, KEY_USAGE.keyCertSign);
-    } catch (e) {
-      throw invalid(`${certPath}: certificate #${i + 1} is not valid X.509: ${(e as Error).message}`, e);
-    }
-    if (!ca) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) is not a CA certificate (basicConstraints CA:true missing)`);
-    if (certSign === false) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) lacks keyUsage keyCertSign`);
+    if (c.notAfter.getTime() <= now.getTime()) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) expired at ${c.notAfter.toISOString()}`);
+    const bc = c.getExtension(x509.BasicConstraintsExtension);
+    if (!bc?.ca) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) is not a CA certificate (basicConstraints CA:true missing)`);
+    const ku = c.getExtension(x509.KeyUsagesExtension);
+    if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) lacks keyUsage keyCertSign`);
     if (i + 1 < certs.length) {
       const parent = certs[i + 1]!;
-      if (!verifies(c, parent)) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) is not signed by certificate #${i + 2} (${parent.subject}); order must be issuing certificate first, root last`);
+      const signed = await c.verify({ publicKey: parent.publicKey, signatureOnly: true }, crypto).catch(() => false);
+      if (!signed) throw invalid(`${certPath}: certificate #${i + 1} (${c.subject}) is not signed by certificate #${i + 2} (${parent.subject}); order must be issuing certificate first, root last`);
     }
   }
-  // Self-signed: issuer Name equals subject Name and its own key verifies the signature.
-  if (!root.parsed.issuer.equals(root.parsed.subject) || !verifies(root, root)) {
+  if (!(await root.isSelfSigned(crypto).catch(() => false))) {
     throw invalid(`${certPath}: the last certificate (${root.subject}) must be the self-signed root`);
   }
 
-  let signer: Signer;
+  let signingKey: webcrypto.CryptoKey;
   try {
-    signer = signerFor(key);
+    const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+    signingKey = await crypto.subtle.importKey('pkcs8', pkcs8, importAlg, false, ['sign']);
   } catch (e) {
     throw invalid(`${keyPath}: cannot import ${description} key: ${(e as Error).message}`, e);
   }
-  const ski = subjectKeyId(issuing.parsed);
+  const ski = issuing.getExtension(x509.SubjectKeyIdentifierExtension);
   return {
-    subjectDer: issuing.parsed.subject,
-    subject: issuing.subject,
-    notAfter: issuing.parsed.notAfter,
-    intermediatesPem: certs.slice(0, -1).map((c) => c.pem),
-    rootPem: root.pem,
-    signer,
-    ...(ski ? { authorityKeyId: ski } : {}),
+    cert: issuing,
+    intermediatesPem: certs.slice(0, -1).map((c) => c.toString('pem')),
+    rootPem: root.toString('pem'),
+    signingKey,
+    signingAlgorithm,
+    ...(ski ? { authorityKeyId: ski.keyId } : {}),
   };
 }
 
-function verifies(child: LoadedCert, parent: LoadedCert): boolean {
-  try {
-    return child.x509.verify(parent.x509.publicKey);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Supported root key types (config.md §6): RSA 2048–4096 signs sha256WithRSAEncryption, ECDSA
- * P-256 ecdsa-with-SHA256, P-384 ecdsa-with-SHA384 (see signerFor).
- */
-function keyDescription(key: KeyObject, keyPath: string): string {
+/** Supported root key types (config.md §6) and the signature each produces. */
+function keyAlgorithms(key: KeyObject, keyPath: string): {
+  importAlg: webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams;
+  signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams;
+  description: string;
+} {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'rsa') {
     const bits = details.modulusLength ?? 0;
     if (bits < 2048 || bits > 4096) throw invalid(`${keyPath}: RSA key of ${bits} bits; supported are 2048 to 4096`);
-    return `RSA-${bits}`;
+    return {
+      importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as webcrypto.Algorithm,
+      description: `RSA-${bits}`,
+    };
   }
   if (key.asymmetricKeyType === 'ec') {
-    if (details.namedCurve === 'prime256v1') return 'ECDSA P-256';
-    if (details.namedCurve === 'secp384r1') return 'ECDSA P-384';
+    if (details.namedCurve === 'prime256v1') {
+      return { importAlg: { name: 'ECDSA', namedCurve: 'P-256' }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, description: 'ECDSA P-256' };
+    }
+    if (details.namedCurve === 'secp384r1') {
+      return { importAlg: { name: 'ECDSA', namedCurve: 'P-384' }, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-384' }, description: 'ECDSA P-384' };
+    }
     throw invalid(`${keyPath}: ECDSA curve ${details.namedCurve ?? 'unknown'} is not supported; use P-256 or P-384`);
   }
   throw invalid(`${keyPath}: ${key.asymmetricKeyType ?? 'unknown'} keys are not supported; use RSA (2048-4096) or ECDSA P-256/P-384`);

@@ -1,23 +1,26 @@
-// The certificates and requests x509-builder.ts produces are read back by independent parsers:
-// @peculiar/x509 (a devDependency, test-only here), node:crypto's X509Certificate (OpenSSL) and the
-// openssl command line.
+// The certificates and requests ztunnel-ts makes (local CA roots and leaves, the Istio CA CSR) have
+// the promised shape as three independent readers see them: @peculiar/x509 (which also builds
+// them), node:crypto's X509Certificate and the openssl command line (both OpenSSL).
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { X509Certificate, createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { isZtunnelError } from '../core/errors.js';
+import { createCsr } from './istio-ca-client.js';
 import { LocalCa } from './local-ca.js';
-import {
-  KEY_USAGE, OID, basicConstraintsExtension, buildCertificate, buildCsr, encodeName, keyIdentifier, keyUsageExtension,
-  parseCertificate, pemCertificates, sanUriExtension, sanUris, signerFor, subjectKeyIdExtension, subjectKeyId, toPem,
-} from './x509-builder.js';
-import { loadX509 } from '../../test/helpers/x509.js';
+import { loadX509 } from './x509.js';
+import { createRootCa } from '../../test/helpers/certs.js';
 
 const HOUR_MS = 3_600_000;
 const URI = 'spiffe://cluster.local/ns/shop/sa/cart';
+const OID = {
+  subjectAltName: '2.5.29.17', keyUsage: '2.5.29.15', extKeyUsage: '2.5.29.37', basicConstraints: '2.5.29.19',
+  authorityKeyIdentifier: '2.5.29.35',
+} as const;
 
-const scratch = await mkdtemp(path.join(tmpdir(), 'x509-builder-test-'));
+const scratch = await mkdtemp(path.join(tmpdir(), 'certificate-shapes-test-'));
 t.teardown(() => rm(scratch, { recursive: true, force: true }));
 
 // openssl is installed on the build machines (Debian's openssl package); these checks do not skip.
@@ -25,29 +28,6 @@ function openssl(args: string[], input?: string | Buffer): { status: number | nu
   const r = spawnSync('openssl', args, { input, encoding: 'utf8' });
   if (r.error) throw r.error;
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-function spki(key: KeyObject): Buffer {
-  return key.export({ type: 'spki', format: 'der' });
-}
-
-/** A self-signed CA certificate built with the builder from a node:crypto key pair. */
-function selfSignedRoot(keys: { privateKey: KeyObject; publicKey: KeyObject }, cn: string): string {
-  const name = encodeName([[OID.commonName, cn]]);
-  return toPem(buildCertificate({
-    serial: Buffer.from('00ff', 'hex'), // high bit set after the zero is dropped: needs the 0x00 back
-    issuer: name,
-    subject: name,
-    notBefore: new Date(Date.now() - HOUR_MS),
-    notAfter: new Date(Date.now() + 24 * HOUR_MS),
-    publicKey: spki(keys.publicKey),
-    extensions: [
-      basicConstraintsExtension(true, true),
-      keyUsageExtension([KEY_USAGE.keyCertSign, KEY_USAGE.cRLSign], true),
-      subjectKeyIdExtension(keyIdentifier(spki(keys.publicKey))),
-    ],
-    signer: signerFor(keys.privateKey),
-  }), 'CERTIFICATE');
 }
 
 t.test('a leaf from the local CA has exactly the promised extensions, as @peculiar/x509, node:crypto and openssl read them', async (t) => {
@@ -76,7 +56,8 @@ t.test('a leaf from the local CA has exactly the promised extensions, as @peculi
   t.equal(rootSki, createHash('sha1').update(parseSpkiKeyBits(rootSpki)).digest('hex'), 'root SKI is SHA-1 of the key bits (RFC 5280 method 1)');
   t.equal(leaf.subject, '', 'empty subject');
   t.equal(leaf.issuer, root.subject, 'issuer is the root subject');
-  t.same(parseCertificate(pemCertificates(leafPem)[0]!).issuer, parseCertificate(pemCertificates(rootPem)[0]!).subject, 'issuer Name bytes are the root subject bytes');
+  t.ok(Buffer.from(leaf.issuerName.toArrayBuffer()).equals(Buffer.from(root.subjectName.toArrayBuffer())), 'issuer Name bytes are the root subject bytes');
+  t.equal(new X509Certificate(leafPem).issuer, new X509Certificate(rootPem).subject, 'node:crypto: issuer = root subject');
   t.same(leaf.signatureAlgorithm, { name: 'ECDSA', hash: { name: 'SHA-256' } }, 'ecdsa-with-SHA256');
   t.ok(await leaf.verify({ publicKey: root.publicKey, signatureOnly: true }), '@peculiar/x509 verifies the signature');
   t.equal(cert.serialNumber, leaf.serialNumber, 'serial as @peculiar/x509 reports it');
@@ -123,30 +104,29 @@ function parseSpkiKeyBits(spkiDer: Buffer): Buffer {
   return spkiDer.subarray(spkiDer.length - 65);
 }
 
-t.test('an RSA root built from a node:crypto key signs leaves that verify, through the local CA too', async (t) => {
-  const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const rootPem = selfSignedRoot(keys, 'builder RSA root');
-  const nodeRoot = new X509Certificate(rootPem);
-  t.ok(nodeRoot.verify(keys.publicKey), 'the RSA root is self-signed');
-  t.equal(nodeRoot.serialNumber.replace(/^0+/, ''), 'FF', 'serial 0x00ff kept positive');
-  const { x509 } = await loadX509();
-  const pec = new x509.X509Certificate(rootPem);
-  t.same(pec.signatureAlgorithm, { name: 'RSASSA-PKCS1-v1_5', hash: { name: 'SHA-256' } }, 'sha256WithRSAEncryption');
-  t.equal(pec.getExtension(x509.KeyUsagesExtension)?.usages, x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign);
-  t.equal(pec.getExtension(x509.KeyUsagesExtension)?.critical, true);
 
+t.test('an RSA root given as PKCS#1 signs leaves with sha256WithRSAEncryption that all three readers verify', async (t) => {
+  const authority = await createRootCa({ keyType: 'rsa-2048', commonName: 'shapes RSA root' });
   const dir = await mkdtemp(path.join(scratch, 'rsa-'));
   const certPath = path.join(dir, 'ca-cert.pem');
   const keyPath = path.join(dir, 'ca-key.pem');
-  await writeFile(certPath, rootPem);
-  await writeFile(keyPath, keys.privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  await writeFile(certPath, authority.certPem);
+  const pkcs1 = createPrivateKey(authority.keyPem).export({ type: 'pkcs1', format: 'pem' }) as string;
+  t.match(pkcs1, /^-----BEGIN RSA PRIVATE KEY-----/, 'the key file is PKCS#1');
+  await writeFile(keyPath, pkcs1);
   const ca = await LocalCa.open({ stateDir: path.join(dir, 'state'), caCertPath: certPath, caKeyPath: keyPath, ttlMs: HOUR_MS });
   const leafPem = (await ca.fetchCertificate({ trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'cart' })).chainPem[0]!;
+
+  const nodeRoot = new X509Certificate(authority.certPem);
   const leaf = new X509Certificate(leafPem);
-  t.ok(leaf.checkIssued(nodeRoot) && leaf.verify(keys.publicKey), 'the leaf verifies under the RSA root');
+  t.ok(leaf.checkIssued(nodeRoot) && leaf.verify(nodeRoot.publicKey), 'node:crypto: the leaf verifies under the RSA root');
+  const { x509 } = await loadX509();
+  const pec = new x509.X509Certificate(authority.certPem);
   const pecLeaf = new x509.X509Certificate(leafPem);
-  t.ok(await pecLeaf.verify({ publicKey: pec.publicKey, signatureOnly: true }), '@peculiar/x509 verifies it too');
+  t.same(pecLeaf.signatureAlgorithm, { name: 'RSASSA-PKCS1-v1_5', hash: { name: 'SHA-256' } }, 'sha256WithRSAEncryption');
+  t.ok(await pecLeaf.verify({ publicKey: pec.publicKey, signatureOnly: true }), '@peculiar/x509 verifies it');
   t.equal(pecLeaf.getExtension(x509.AuthorityKeyIdentifierExtension)?.keyId, pec.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId, 'AKI = RSA root SKI');
+  t.equal(new x509.X509Certificate(leafPem).publicKey.algorithm.name, 'ECDSA', 'the leaf key is still ECDSA');
   t.match(execFileSync('openssl', ['x509', '-noout', '-text'], { input: leafPem, encoding: 'utf8' }), /Signature Algorithm: sha256WithRSAEncryption/);
   const leafFile = path.join(dir, 'leaf.pem');
   await writeFile(leafFile, leafPem);
@@ -154,51 +134,54 @@ t.test('an RSA root built from a node:crypto key signs leaves that verify, throu
   t.equal(v.status, 0, `openssl verify accepts it: ${v.out}`);
 });
 
-t.test('an ECDSA P-384 key signs with ecdsa-with-SHA384', async (t) => {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
-  const rootPem = selfSignedRoot(keys, 'p384');
-  t.ok(new X509Certificate(rootPem).verify(keys.publicKey));
-  t.match(execFileSync('openssl', ['x509', '-noout', '-text'], { input: rootPem, encoding: 'utf8' }), /Signature Algorithm: ecdsa-with-SHA384/);
-  t.throws(() => signerFor(generateKeyPairSync('ec', { namedCurve: 'secp521r1' }).privateKey), 'P-521 has no signer');
+t.test('an ECDSA P-384 root signs with ecdsa-with-SHA384; a P-521 root is refused', async (t) => {
+  const p384 = await createRootCa({ keyType: 'ec-p384' });
+  const dir = await mkdtemp(path.join(scratch, 'p384-'));
+  await writeFile(path.join(dir, 'c.pem'), p384.certPem);
+  await writeFile(path.join(dir, 'k.pem'), p384.keyPem);
+  const ca = await LocalCa.open({ stateDir: dir, caCertPath: path.join(dir, 'c.pem'), caKeyPath: path.join(dir, 'k.pem'), ttlMs: HOUR_MS });
+  const leafPem = (await ca.fetchCertificate({ trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'cart' })).chainPem[0]!;
+  t.match(execFileSync('openssl', ['x509', '-noout', '-text'], { input: leafPem, encoding: 'utf8' }), /Signature Algorithm: ecdsa-with-SHA384/);
+  t.ok(new X509Certificate(leafPem).verify(new X509Certificate(p384.certPem).publicKey), 'node:crypto verifies it');
+
+  const p521 = await createRootCa({ keyType: 'ec-p521' });
+  await writeFile(path.join(dir, 'c521.pem'), p521.certPem);
+  await writeFile(path.join(dir, 'k521.pem'), p521.keyPem);
+  const refused = await LocalCa.open({ stateDir: dir, caCertPath: path.join(dir, 'c521.pem'), caKeyPath: path.join(dir, 'k521.pem'), ttlMs: HOUR_MS }).catch((e: unknown) => e);
+  t.ok(isZtunnelError(refused) && refused.code === 'CONFIG_INVALID', 'CONFIG_INVALID');
+  t.match((refused as Error).message, /curve secp521r1 is not supported; use P-256 or P-384/);
 });
 
 t.test('the Istio CSR carries an empty subject and one critical URI SAN, and its self-signature verifies', async (t) => {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const csrPem = toPem(buildCsr(encodeName([]), signerFor(keys.privateKey), [sanUriExtension(URI, true)]), 'CERTIFICATE REQUEST');
+  const { csrPem, keyPem, spki } = await createCsr(URI);
   t.match(csrPem, /^-----BEGIN CERTIFICATE REQUEST-----\n/);
+  const key = createPrivateKey(keyPem);
+  t.equal(key.asymmetricKeyType, 'ec');
+  t.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1', 'a fresh ECDSA P-256 key');
+  t.ok(createPublicKey(key).export({ type: 'spki', format: 'der' }).equals(spki), 'spki is the key\'s public half');
 
   const { x509 } = await loadX509();
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   t.ok(await csr.verify(), '@peculiar/x509 verifies the CSR signature');
   t.equal(csr.subject, '', 'empty subject');
   t.same(csr.signatureAlgorithm, { name: 'ECDSA', hash: { name: 'SHA-256' } }, 'ecdsa-with-SHA256');
-  t.ok(Buffer.from(csr.publicKey.rawData).equals(spki(keys.publicKey)), 'certifies the key that signed it');
+  t.ok(Buffer.from(csr.publicKey.rawData).equals(spki), 'certifies the key that signed it');
   t.same(csr.extensions.map((e) => [e.type, e.critical]), [[OID.subjectAltName, true]], 'one critical SAN extension');
-  t.same(csr.getExtension(OID.subjectAltName) && new x509.SubjectAlternativeNameExtension(csr.getExtension(OID.subjectAltName)!.rawData).names.toJSON(),
-    [{ type: 'url', value: URI }]);
+  const san = csr.getExtension(OID.subjectAltName);
+  t.same(san && new x509.SubjectAlternativeNameExtension(san.rawData).names.toJSON(), [{ type: 'url', value: URI }], 'the SAN is the URI');
 
   const r = openssl(['req', '-verify', '-noout', '-text'], csrPem);
   t.equal(r.status, 0, 'openssl req -verify exits 0');
   t.match(r.out, /verify OK/i);
   t.notMatch(r.out, /failure/i);
+  t.match(r.out, /Subject: *\n/, 'openssl: empty subject');
   t.match(r.out, /X509v3 Subject Alternative Name: critical\s+URI:spiffe:\/\/cluster\.local\/ns\/shop\/sa\/cart/);
+  t.match(r.out, /Public-Key: \(256 bit\)[^]*NIST CURVE: P-256/);
 
-  const bad = Buffer.from(csrPem.split('\n').slice(1, -1).join(''), 'base64');
+  const bad = Buffer.from(csrPem.trim().split('\n').slice(1, -1).join(''), 'base64');
   bad[bad.length - 5]! ^= 0x01; // flip a bit in the signature
   const rb = openssl(['req', '-verify', '-noout', '-inform', 'DER'], bad);
   // OpenSSL 3.0 exits 0 even on a bad self-signature, so the message is what tells them apart.
   t.match(rb.out, /verify failure/i, 'a tampered CSR fails openssl req -verify');
   t.notMatch(rb.out, /verify OK/i);
-});
-
-t.test('reading certificates: SAN URIs, SKI and issuer bytes come back out of the DER', async (t) => {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const rootPem = selfSignedRoot(keys, 'reader');
-  const parsed = parseCertificate(pemCertificates(rootPem)[0]!);
-  t.ok(subjectKeyId(parsed)?.equals(keyIdentifier(spki(keys.publicKey))), 'SKI reads back');
-  t.ok(parsed.publicKey.equals(spki(keys.publicKey)), 'SPKI bytes read back verbatim');
-  t.equal(parsed.serialHex, '00ff', 'serial content bytes (with the sign byte)');
-  t.same(sanUris(parsed), [], 'no SAN on a root');
-  t.same(pemCertificates(`junk\n${rootPem}\n${rootPem}`).length, 2, 'every CERTIFICATE block is found');
-  t.throws(() => parseCertificate(Buffer.from('3003020101', 'hex')), 'a non-certificate is refused');
 });
