@@ -20,6 +20,11 @@ export interface ErrorSpec {
   readonly flag: ResponseFlag;
   /** Short description used in docs/errors.md. */
   readonly summary: string;
+  /**
+   * SOCKS5 codes only: the byte answered to the client — the REP field of the reply (RFC 1928 §6),
+   * or for SOCKS_AUTH the METHOD byte 0xFF of the method selection (§3).
+   */
+  readonly socks?: number;
 }
 
 export const ERRORS = {
@@ -34,7 +39,7 @@ export const ERRORS = {
   ILLEGAL_PORT: { status: 503, flag: 'CONNECT', summary: 'the resolved upstream port is one of ztunnel\'s own ports' },
   // --- inbound, phase (b): authorize / connect upstream ----------------------------------------
   POLICY_DENIED: { status: 401, flag: 'DENY', summary: 'authorization policy rejected the connection' },
-  POLICY_CHANGED: { status: null, flag: 'DENY', summary: 'a policy change now rejects a live connection; it was closed' },
+  POLICY_CHANGED: { status: 401, flag: 'DENY', summary: 'a policy change rejects a connection being set up (401) or live (closed)' },
   UPSTREAM_CONNECT: { status: 503, flag: 'CONNECT', summary: 'TCP connect to the upstream failed' },
   // --- outbound -------------------------------------------------------------------------------
   RECURSIVE_CALL: { status: null, flag: 'CONNECT', summary: 'attempted recursive call to ourselves (loopback destination on an illegal port)' },
@@ -49,7 +54,11 @@ export const ERRORS = {
   CERT_REVOKED: { status: null, flag: 'CERT_REVOKED', summary: 'peer certificate revoked by CRL' },
   DRAINING: { status: 503, flag: 'CONNECT', summary: 'the proxy is draining and takes no new connections' },
   // --- SOCKS5 ---------------------------------------------------------------------------------
-  SOCKS_PROTOCOL: { status: null, flag: 'CONNECT', summary: 'malformed or unsupported SOCKS5 request' },
+  SOCKS_PROTOCOL: { status: null, flag: 'CONNECT', socks: 0x01, summary: 'malformed SOCKS5 handshake (version, length, timeout, early close)' },
+  SOCKS_AUTH: { status: null, flag: 'CONNECT', socks: 0xff, summary: 'the SOCKS5 client offers no "no authentication" method' },
+  SOCKS_COMMAND: { status: null, flag: 'CONNECT', socks: 0x07, summary: 'SOCKS5 command other than CONNECT' },
+  SOCKS_ADDRESS_TYPE: { status: null, flag: 'CONNECT', socks: 0x08, summary: 'SOCKS5 address type other than IPv4, IPv6 or a domain name' },
+  SOCKS_RESOLVE: { status: null, flag: 'CONNECT', socks: 0x04, summary: 'the SOCKS5 target hostname does not resolve (host unreachable)' },
   // --- config -------------------------------------------------------------------------------
   CONFIG_INVALID: { status: null, flag: 'CONNECT', summary: 'configuration (flags, environment or local file) is invalid' },
   // --- relay --------------------------------------------------------------------------------
@@ -81,6 +90,15 @@ export class ZtunnelError extends Error {
   get flag(): ResponseFlag {
     return ERRORS[this.code].flag;
   }
+}
+
+/**
+ * The status an HBONE CONNECT is answered with for `e`. Codes without a status of their own
+ * (failures below the CONNECT layer, e.g. a socket option the upstream dial could not set) answer
+ * 503 like an upstream connect failure.
+ */
+export function hboneStatus(e: ZtunnelError): 400 | 401 | 503 {
+  return e.status ?? ERRORS.UPSTREAM_CONNECT.status;
 }
 
 export function isZtunnelError(e: unknown): e is ZtunnelError {

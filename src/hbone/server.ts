@@ -5,7 +5,7 @@
 import http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
-import { ZtunnelError, asZtunnelError } from '../core/errors.js';
+import { ZtunnelError, asZtunnelError, hboneStatus } from '../core/errors.js';
 import { canonicalIp, type SocketAddr } from '../core/net.js';
 import { formatIdentity, type Identity } from '../core/spiffe.js';
 import type { CertificateProvider } from '../tls/certificate.js';
@@ -353,7 +353,7 @@ export class HboneServer {
       this.#opts.onConnect({ stream, headers, ...info });
     } catch (e) {
       this.#opts.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'hbone: stream handler failed');
-      respondError(stream, 503);
+      respondError(stream, hboneStatus(asZtunnelError(e, 'UPSTREAM_CONNECT')));
     }
   }
 }

@@ -1,7 +1,7 @@
 // Inbound HBONE (15008): one CONNECT stream → phase (a) build context → phase (b) authorize and
 // connect the app → phase (c) 200 + relay → record (hbone.md §4, policy.md §3, telemetry.md §3).
 import type { ServerHttp2Stream } from 'node:http2';
-import { ZtunnelError, asZtunnelError } from '../core/errors.js';
+import { ZtunnelError, asZtunnelError, hboneStatus } from '../core/errors.js';
 import type { SocketAddr } from '../core/net.js';
 import { parseBaggage, parseForwardedHost } from '../hbone/headers.js';
 import { respondError, type InboundConnect } from '../hbone/server.js';
@@ -90,7 +90,7 @@ export class InboundHboneProxy {
     if (ctx instanceof ZtunnelError) {
       // Phase (a) failures: WARN line only, no metrics (telemetry.md §3).
       logConnectionFailed(deps.logger, req.remoteAddr, req.localAddr, 'inbound', ctx);
-      respondError(stream, ctx.status ?? 503);
+      respondError(stream, hboneStatus(ctx));
       return;
     }
 
@@ -132,8 +132,9 @@ export class InboundHboneProxy {
       const decision = authorize(deps.state, authz);
       logDecision(deps.policyLogger, opts.authzInfoLogging, decision, authz);
       if (!decision.allowed) {
-        failure = new ZtunnelError('POLICY_DENIED', `connection closed due to policy rejection: ${decision.message}`);
-        respondError(stream, 401);
+        const denied = new ZtunnelError('POLICY_DENIED', `connection closed due to policy rejection: ${decision.message}`);
+        failure = denied;
+        respondError(stream, hboneStatus(denied));
         return;
       }
       record.allowedBy = describeAllowedBy(decision);
@@ -144,14 +145,17 @@ export class InboundHboneProxy {
           upstreamRequest(opts, { ctx, client: req.remoteAddr, clientIdentity: req.peerIdentity, logger: deps.logger }, abort.signal),
         );
       } catch (e) {
-        failure = abort.signal.aborted ? abort.signal.reason : asZtunnelError(e, 'UPSTREAM_CONNECT');
-        respondError(stream, 503);
+        const error = asZtunnelError(abort.signal.aborted ? abort.signal.reason : e, 'UPSTREAM_CONNECT');
+        failure = error;
+        respondError(stream, hboneStatus(error));
         return;
       }
       if (abort.signal.aborted || stream.destroyed) {
-        failure = abort.signal.reason ?? new ZtunnelError('RELAY_RESET', 'client went away before the tunnel was established');
+        // Drain (DRAINING: 503) or a policy change (POLICY_CHANGED: 401) while the upstream was dialled.
+        const error = asZtunnelError(abort.signal.reason ?? new ZtunnelError('RELAY_RESET', 'client went away before the tunnel was established'), 'RELAY_RESET');
+        failure = error;
         upstream.destroy();
-        if (!stream.destroyed) respondError(stream, 401);
+        if (!stream.destroyed) respondError(stream, hboneStatus(error));
         return;
       }
       stream.off('close', onEarlyClose);
