@@ -182,6 +182,17 @@ export class ConnectionRecorder {
   }
 
   /**
+   * Finishes every record still open with `reason` (their access lines and closed counts are
+   * written now; a later finish() of the same record does nothing). Shutdown calls it after
+   * settled() so no record can be written after "shutdown complete". Returns how many it finished.
+   */
+  finishOpen(reason: Error): number {
+    const open = [...this.open];
+    for (const r of open) r.finish(reason);
+    return open.length;
+  }
+
+  /**
    * Resolves once every started record has finished, or after `timeoutMs`. Shutdown waits on it
    * after the drain deadline aborted the last connections, so each of them still gets its closed
    * count and access-log line before the process exits (telemetry.md §3: closed once per opened,
