@@ -1,7 +1,7 @@
 // Runs ztunnel-ts as a real process (from dist/) for integration and netns tests, collects its
 // JSON log lines and the bound addresses it reports when ready.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,8 +112,21 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   return d;
 }
 
+const tempDirs: string[] = [];
+
+/**
+ * A fresh directory under the system temp dir, removed when the test process exits: daemons
+ * started there write their local CA (root key included), which must not outlive the test.
+ */
 export function tempDir(prefix = 'zt-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (tempDirs.length === 0) {
+    process.once('exit', () => {
+      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  tempDirs.push(dir);
+  return dir;
 }
 
 export function writeTemp(dir: string, name: string, text: string): string {
