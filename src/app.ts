@@ -9,7 +9,9 @@ import { startAdminServer } from './admin/admin-server.js';
 import { startMetricsServer } from './admin/metrics-server.js';
 import { Readiness } from './admin/readiness.js';
 import { startReadinessServer } from './admin/readiness-server.js';
-import type { Config } from './config/config.js';
+import type { BindAddr, Config } from './config/config.js';
+import { listenerError, type ListenerKind } from './config/listener-error.js';
+import { ZtunnelError } from './core/errors.js';
 import { formatIdentity, type Identity } from './core/spiffe.js';
 import type { CaClient } from './identity/ca-client.js';
 import { LocalCa } from './identity/local-ca.js';
@@ -142,6 +144,9 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
       // ends close within milliseconds, but a loaded node can take over a second to run their
       // 'close' events (seen in CI): wait up to 5 s rather than drop the records.
       await recorder.settled(5_000);
+      // Stragglers (their sockets still closing) are written now: every access record precedes
+      // "shutdown complete" in the log.
+      recorder.finishOpen(new ZtunnelError('DRAINING', 'connection closed at the drain deadline'));
       await local?.close();
       ads?.close();
       secrets.close();
@@ -172,11 +177,11 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     logs,
     shutdown: (reply) => (beforeStop.push(reply), shutdown()),
     connections: () => [...proxies.flatMap((p) => p.connections()), ...(inpod?.manager.connections() ?? [])],
-  });
+  }).catch(bindFailed('admin', config.listeners.admin));
   servers.push(admin);
-  const statsServer = await startMetricsServer(config.listeners.stats, registry);
+  const statsServer = await startMetricsServer(config.listeners.stats, registry).catch(bindFailed('stats', config.listeners.stats));
   servers.push(statsServer);
-  const readyServer = await startReadinessServer(config.listeners.readiness, readiness);
+  const readyServer = await startReadinessServer(config.listeners.readiness, readiness).catch(bindFailed('readiness', config.listeners.readiness));
   servers.push(readyServer);
   addresses['admin'] = addrOf(admin);
   addresses['stats'] = addrOf(statsServer);
@@ -341,4 +346,11 @@ export function readVersionFile(): string {
   } catch {
     return VERSION;
   }
+}
+
+/** A bind failure of an admin-side listener, rethrown naming the listener and its setting. */
+function bindFailed(kind: ListenerKind, addr: BindAddr): (e: unknown) => never {
+  return (e) => {
+    throw listenerError(kind, `${addr.host}:${addr.port}`, e);
+  };
 }

@@ -69,7 +69,7 @@ export const ERRORS = {
   UNSUPPORTED_ROUTE: { status: null, flag: 'CONNECT', summary: 'the route needs a feature not supported yet (double HBONE to another network, DNS-resolved workloads)' },
   // --- platform / in-pod capture (capture.md §2, §5, §6) -------------------------------------
   NATIVE_UNAVAILABLE: { status: null, flag: 'CONNECT', summary: 'the native socket addon is not built or cannot be loaded (shared mode needs it)' },
-  MISSING_CAPABILITIES: { status: null, flag: 'CONNECT', summary: 'cannot set SO_MARK or call setns: make sure ztunnel has CAP_NET_RAW, CAP_NET_ADMIN' },
+  MISSING_CAPABILITIES: { status: null, flag: 'CONNECT', summary: 'cannot call setns or set SO_MARK: make sure ztunnel has CAP_SYS_ADMIN (setns), CAP_NET_ADMIN (SO_MARK) and CAP_NET_RAW' },
   ZDS_PROTOCOL: { status: null, flag: 'CONNECT', summary: 'the istio-cni node agent broke the ZDS protocol' },
   INPOD_PROXY_START: { status: null, flag: 'CONNECT', summary: 'the listeners of an enrolled pod could not be started in its network namespace (NACK; retried every 5 s)' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -264,6 +264,7 @@ export class WorkloadProxyManager implements ZdsHandler {
           // ports-and-modes.md §1: IPv4 loopback only.
           ...(c.enableSocks5 ? { socks5: { host: '127.0.0.1', port: INPOD_PORTS.socks5 } } : {}),
         },
+        listenersFromSettings: false,
         reusePort: c.inpodPortReuse,
         transparent: transparentMode(c.enableOrigSrc),
         // Looked up on each use: the workload may change with config (same rule as dedicated mode).

@@ -103,8 +103,11 @@ export class ZdsClient {
     while (!this.stopped) {
       const c = SeqpacketSocket.connect(this.opts.addon, this.opts.path);
       if (!c.ok) {
-        log?.debug({ path: this.opts.path, err: c.error.message }, 'ZDS connect failed; retrying');
-        await this.sleep(connectDelay.next());
+        // A WARN naming the socket each time, as Istio's ztunnel does (the node agent may not be up yet).
+        const delayMs = connectDelay.next();
+        log?.warn({ path: this.opts.path, err: c.error.message, retryInMs: delayMs },
+          'failed to connect to the Istio CNI node agent (ZDS socket); is the node agent healthy? retrying');
+        await this.sleep(delayMs);
         continue;
       }
       const conn = c.value;

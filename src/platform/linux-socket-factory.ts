@@ -86,9 +86,7 @@ export class LinuxSocketFactory implements SocketFactory {
       return ok(undefined);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      return err(
-        new ZtunnelError('MISSING_CAPABILITIES', `failed to set up in-pod sockets (${why}): make sure ztunnel has CAP_NET_RAW, CAP_NET_ADMIN`, { cause: e }),
-      );
+      return err(new ZtunnelError('MISSING_CAPABILITIES', `failed to set up in-pod sockets (${why}): ${capabilityHint(e)}`, { cause: e }));
     } finally {
       if (fd >= 0) addon.closeFd(fd);
       if (nsFd >= 0) closeSync(nsFd);
@@ -321,4 +319,16 @@ function localAddr(socket: Socket): SocketAddr | null {
   const ip = socket.localAddress ? canonicalIp(socket.localAddress) : null;
   if (!ip || socket.localPort === undefined) return null;
   return { ip, port: socket.localPort };
+}
+
+/**
+ * Which capability a failed start-up check lacks (Istio's DaemonSet grants NET_ADMIN, SYS_ADMIN and
+ * NET_RAW): setns(2) into a pod's network namespace needs CAP_SYS_ADMIN, SO_MARK CAP_NET_ADMIN.
+ */
+export function capabilityHint(e: unknown): string {
+  const { code, syscall } = (e ?? {}) as NodeJS.ErrnoException;
+  const denied = code === 'EPERM' || code === 'EACCES';
+  if (denied && syscall === 'setns') return 'entering a pod network namespace (setns) needs CAP_SYS_ADMIN: make sure ztunnel has CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW';
+  if (denied && syscall?.startsWith('setsockopt')) return 'setting SO_MARK needs CAP_NET_ADMIN: make sure ztunnel has CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW';
+  return 'make sure ztunnel has CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW';
 }

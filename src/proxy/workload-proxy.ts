@@ -8,6 +8,7 @@ import { ZtunnelError } from '../core/errors.js';
 import { canonicalIp, formatAddr, type SocketAddr } from '../core/net.js';
 import type { Identity } from '../core/spiffe.js';
 import type { BindAddr, Config } from '../config/config.js';
+import { listenerError } from '../config/listener-error.js';
 import { HbonePool } from '../hbone/client-pool.js';
 import { HboneServer } from '../hbone/server.js';
 import type { SocketFactory, TransparentMode } from '../platform/socket-factory.js';
@@ -39,6 +40,8 @@ export interface WorkloadProxyOptions {
   readonly policyLogger: Logger;
   /** Listeners to bind; an absent one is not run. */
   readonly listeners: { outbound?: BindAddr; inboundPlaintext?: BindAddr; inbound?: BindAddr; socks5?: BindAddr };
+  /** The listener addresses come from the --*-addr settings (false: fixed in-pod ports); bind errors name them. */
+  readonly listenersFromSettings?: boolean;
   readonly reusePort: boolean;
   readonly transparent: TransparentMode;
   /** The served workload (looked up on each use: config may change). */
@@ -115,6 +118,8 @@ export class WorkloadProxy {
         port: addr.port,
         reusePort: this.o.reusePort,
         transparent,
+      }).catch((e: unknown) => {
+        throw listenerError(kind, `${addr.host}:${addr.port}`, e, this.o.listenersFromSettings ?? true);
       });
       const b: Bound = { kind, server, transparent: isTransparent, queue: [] };
       server.on('connection', (s: Socket) => (this.accepting ? this.dispatch(b, s) : (s.pause(), b.queue.push(s))));

@@ -1,13 +1,21 @@
 // The command line as a user meets it: bad flags and values stop the start with a message naming
 // the flag and its environment variable, and nothing is started or written.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { MAIN_JS, REPO_ROOT, tempDir } from '../helpers/daemon.js';
 
+// A daemon that got as far as its local CA wrote a key into its directory: all are removed at the end.
+const dirs: string[] = [];
+t.teardown(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
 function run(args: string[], env: Record<string, string> = {}) {
   const cwd = tempDir('zt-cli-');
+  dirs.push(cwd);
   const r = spawnSync(process.execPath, [MAIN_JS, ...args], { cwd, env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8', timeout: 20_000 });
   return { code: r.status, stderr: r.stderr, stdout: r.stdout, cwd };
 }
@@ -87,4 +95,21 @@ t.test('`npx ztunnel` runs the package bin from a built checkout', async (t) => 
   const r = spawnSync('npx', ['--no-install', 'ztunnel', 'run', '--help'], { cwd: REPO_ROOT, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/root' }, encoding: 'utf8', timeout: 60_000 });
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /^Usage: ztunnel run \[options\]/);
+});
+
+t.test('a busy port stops the start naming the listener, its address and the setting that moves it', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => busy.close());
+  const port = (busy.address() as AddressInfo).port;
+  const others = {
+    ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0', ZTUNNEL_STATS_ADDR: '127.0.0.1:0', ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
+    ZTUNNEL_OUTBOUND_ADDR: '127.0.0.1:0', ZTUNNEL_INBOUND_PLAINTEXT_ADDR: '127.0.0.1:0', ZTUNNEL_INBOUND_ADDR: '127.0.0.1:0', ZTUNNEL_SOCKS5_ADDR: '127.0.0.1:0',
+  };
+  const inbound = run(['run', '--inbound-addr', `127.0.0.1:${port}`], others);
+  t.equal(inbound.code, 1);
+  t.match(inbound.stdout, `inbound listener 127.0.0.1:${port} (--inbound-addr / ZTUNNEL_INBOUND_ADDR): address in use`);
+  const admin = run(['run'], { ...others, ZTUNNEL_ADMIN_ADDR: `127.0.0.1:${port}` });
+  t.equal(admin.code, 1);
+  t.match(admin.stdout, `admin listener 127.0.0.1:${port} (--admin-addr / ZTUNNEL_ADMIN_ADDR): address in use`);
 });

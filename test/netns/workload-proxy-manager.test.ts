@@ -163,7 +163,7 @@ if (netnsAvailable(t)) {
     await t.rejects(manager.add(pods.p1.uid, pods.p1.info, fdOf(ns1)), /shutting down/, 'no Add after close');
   });
 
-  t.test('shared mode without CAP_NET_ADMIN / CAP_NET_RAW does not start: exit 1 with the capability hint', async (t) => {
+  t.test('shared mode without capabilities does not start: exit 1, the hint names CAP_SYS_ADMIN for setns', async (t) => {
     const dir = tempDir('zt-nocaps-');
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     chmodSync(dir, 0o777); // the unprivileged process writes its local CA there
@@ -171,21 +171,41 @@ if (netnsAvailable(t)) {
       cwd: dir,
       encoding: 'utf8',
       timeout: 20_000,
-      env: {
-        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-        LOG_FORMAT: 'json',
-        PROXY_MODE: 'shared',
-        XDS_ADDRESS: '',
-        FAKE_CA: 'true',
-        ZTUNNEL_STATE_DIR: `${dir}/ca`,
-        INPOD_UDS: `${dir}/ztunnel.sock`,
-        ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
-        ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
-        ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
-      },
+      env: sharedModeEnv(dir),
     });
     t.equal(r.status, 1, 'exit status 1');
-    t.match(r.stdout + r.stderr, /make sure ztunnel has CAP_NET_RAW, CAP_NET_ADMIN/);
+    t.match(r.stdout + r.stderr, /setns EPERM[^"]*: entering a pod network namespace \(setns\) needs CAP_SYS_ADMIN: make sure ztunnel has CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW/);
     t.notMatch(r.stdout, /ztunnel-ts ready/);
   });
+
+  t.test('shared mode as root without CAP_NET_ADMIN and CAP_NET_RAW: SO_MARK fails and the hint names CAP_NET_ADMIN', async (t) => {
+    const dir = tempDir('zt-nonetadmin-');
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    // Root keeps every capability but CAP_NET_ADMIN and CAP_NET_RAW (either allows SO_MARK on Linux 5.17+).
+    const r = spawnSync('setpriv', ['--bounding-set=-net_admin,-net_raw', '--inh-caps=-net_admin,-net_raw', process.execPath, MAIN_JS, 'run'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: sharedModeEnv(dir),
+    });
+    t.equal(r.status, 1, 'exit status 1');
+    t.match(r.stdout + r.stderr, /setsockopt\(SO_MARK\) EPERM[^"]*: setting SO_MARK needs CAP_NET_ADMIN/);
+    t.notMatch(r.stdout, /ztunnel-ts ready/);
+  });
+}
+
+/** Shared mode on a local CA, no istiod, ephemeral admin ports: it stops at the capability check. */
+function sharedModeEnv(dir: string): Record<string, string> {
+  return {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    LOG_FORMAT: 'json',
+    PROXY_MODE: 'shared',
+    XDS_ADDRESS: '',
+    FAKE_CA: 'true',
+    ZTUNNEL_STATE_DIR: `${dir}/ca`,
+    INPOD_UDS: `${dir}/ztunnel.sock`,
+    ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
+    ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
+    ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
+  };
 }

@@ -11,6 +11,7 @@ import { ZdsClient, type ZdsHandler } from '../../src/inpod/zds-client.js';
 import { encodeWorkloadRequest, type WorkloadInfo, type WorkloadRequest } from '../../src/inpod/zds-messages.js';
 import { createNetns, requireRoot } from './netns-fixture.js';
 import { ZdsTestServer, type ZdsTestConnection } from './zds-test-server.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 
 const INFO: WorkloadInfo = { name: 'productpage-v1-abc', namespace: 'bookinfo', serviceAccount: 'bookinfo-productpage' };
 
@@ -59,6 +60,10 @@ interface Rig {
   fatal: Promise<ZtunnelError>;
   disconnects: () => number;
   path: string;
+  /** WARN and above, as logged by the client. */
+  warnings: Array<Record<string, unknown>>;
+  /** Resolves once `n` warnings were logged. */
+  warned: (n: number) => Promise<void>;
 }
 
 /** A test agent on a fresh path and a started ZdsClient; everything is torn down after the test. */
@@ -70,9 +75,21 @@ function rig(t: Test, addon: NativeAddon, opts: { serverFirst?: boolean } = {}):
   let onFatal!: (e: ZtunnelError) => void;
   const fatal = new Promise<ZtunnelError>((resolve) => (onFatal = resolve));
   const server = opts.serverFirst === false ? (null as unknown as ZdsTestServer) : ZdsTestServer.start(addon, path);
-  const client = new ZdsClient({ addon, path, handler, onFatal, onDisconnected: () => disconnects++ });
+  const warnings: Array<Record<string, unknown>> = [];
+  let waiters: Array<{ n: number; resolve: () => void }> = [];
+  const logger = createLogger({
+    level: 'warn',
+    destination: {
+      write(line: string) {
+        warnings.push(JSON.parse(line) as Record<string, unknown>);
+        waiters = waiters.filter((w) => (warnings.length >= w.n ? (w.resolve(), false) : true));
+      },
+    },
+  });
+  const warned = (n: number) => (warnings.length >= n ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ n, resolve })));
+  const client = new ZdsClient({ addon, path, handler, onFatal, onDisconnected: () => disconnects++, logger });
   client.start();
-  const r: Rig = { server, client, handler, fatal, disconnects: () => disconnects, path };
+  const r: Rig = { server, client, handler, fatal, disconnects: () => disconnects, path, warnings, warned };
   t.teardown(async () => {
     await client.stop();
     r.server?.close();
@@ -204,9 +221,16 @@ if (requireRoot(t)) {
       t.same(handler.calls, ['snapshot-sent', 'keep uid-1', 'snapshot-sent']);
     });
 
-    t.test('the client keeps retrying until the agent listens', async (t) => {
+    t.test('without the agent socket the client warns with its path and keeps retrying until the agent listens', async (t) => {
       const r = rig(t, addon, { serverFirst: false });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await r.warned(2); // two attempts failed, each a WARN
+      for (const w of r.warnings.slice(0, 2)) {
+        t.equal(w['level'], 'warn');
+        t.equal(w['path'], r.path, 'the WARN names the socket path');
+        t.match(String(w['msg']), /failed to connect to the Istio CNI node agent .*retrying/);
+        t.match(String(w['err']), /ENOENT/);
+        t.type(w['retryInMs'], 'number');
+      }
       r.server = ZdsTestServer.start(addon, r.path);
       const conn = await r.server.accept();
       t.equal(conn.helloVersion, 1);
