@@ -354,7 +354,9 @@ t.test('ends that already finished before the relay started still complete the r
   t.teardown(() => { client.destroy(); front.close(); app.close(); });
   // The client sent its bytes and FIN before the proxy got around to relaying.
   client.end('early');
-  await new Promise((r) => setTimeout(r, 50));
+  // Wait until the bytes reached the proxy's socket (unread: the relay will read them).
+  for (const deadline = Date.now() + 5_000; p1.readableLength < 'early'.length && Date.now() < deadline;) await new Promise((r) => setImmediate(r));
+  t.equal(p1.readableLength, 'early'.length, 'the bytes wait unread at the proxy');
   const p2 = await dial(portOf(app));
   const atClient = reader(client);
   const r = await relay(p1, p2);

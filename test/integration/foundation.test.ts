@@ -206,16 +206,13 @@ t.test('a refused upstream answers 503: the client that wrote its request is res
 
 t.test('a server whose certificate is not the expected identity is refused by the client', async (t) => {
   // A now believes B runs as sa-other: B's real certificate (sa-b) must be refused.
-  write(configA, configYaml({ bServiceAccount: 'sa-other' }));
-  await a.waitForLog((l) => l['component'] === 'local_config' && /appl|reload/i.test(String(l.msg)) && l['time'] !== undefined && a.logs.indexOf(l) > 0, 10_000).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 500));
+  await rewriteAndWait(a, configA, configYaml({ bServiceAccount: 'sa-other' }));
   const { data, error } = await viaTunnel(Buffer.from('should not arrive'));
   t.equal(data.length, 0, 'no bytes came back');
   t.equal((error as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET', 'the app sees a reset, not an end-of-file');
   const line = await a.waitForLog((l) => l['component'] === 'access' && /sa-other|identity|SAN|san/i.test(String(l['error'] ?? '')));
   t.match(String(line['error']), /sa-other/);
-  write(configA, configYaml());
-  await new Promise((r) => setTimeout(r, 500));
+  await rewriteAndWait(a, configA, configYaml());
 });
 
 t.test('the config file changes while a connection is open: the connection survives', async (t) => {
@@ -226,10 +223,8 @@ t.test('the config file changes while a connection is open: the connection survi
   c.resume();
   c.write('before;');
   while (got !== 'before;') await new Promise((r) => setTimeout(r, 20));
-  write(configB, configYaml() + '\n# touched\n');
-  write(configA, configYaml() + '\n# touched\n');
-  await a.waitForLog((l) => l['component'] === 'local_config' && a.logs.filter((x) => x['component'] === 'local_config').length > 1 && l === a.logs.filter((x) => x['component'] === 'local_config').at(-1));
-  await new Promise((r) => setTimeout(r, 300));
+  // Both daemons applied the touched file (a reload that closed connections would have by now).
+  await Promise.all([rewriteAndWait(b, configB, configYaml() + '\n# touched\n'), rewriteAndWait(a, configA, configYaml() + '\n# touched\n')]);
   c.end('after');
   await ended;
   t.equal(got, 'before;after');
@@ -243,3 +238,10 @@ t.test('a broken config file is rejected with file, line and field, and the old 
   t.equal(data.toString(), 'still works');
   write(configA, configYaml());
 });
+
+/** Writes a daemon's config file and waits until the daemon logged applying it (a local_config line after the write). */
+async function rewriteAndWait(d: Daemon, file: string, text: string): Promise<void> {
+  const from = d.logs.length;
+  write(file, text);
+  await d.waitForLog((l) => l['component'] === 'local_config' && l['file'] !== undefined && l['workloads'] !== undefined && d.logs.indexOf(l) >= from);
+}
