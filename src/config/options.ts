@@ -51,7 +51,7 @@ export const OPTIONS = {
   transparentNetworkPolicies: { flag: 'transparent-network-policies', env: 'TRANSPARENT_NETWORK_POLICIES', type: 'bool', group: 'mode',
     defaultText: 'false', describe: 'direct HBONE hops dial podIP:targetPort so NetworkPolicies see the real port (Calico mode)' },
   dscpMark: { flag: 'dscp-mark', env: 'ZTUNNEL_DSCP_MARK', type: 'int', min: 0, max: 63, group: 'mode', defaultText: '23',
-    describe: 'ztunnel-ts: DSCP value that marks transparent-mode HBONE SYNs' },
+    describe: 'ztunnel-ts: DSCP set on direct transparent-mode HBONE dials (SYN included)' },
 
   // --- config sources ---------------------------------------------------------------------------
   xdsAddress: { flag: 'xds-address', env: 'XDS_ADDRESS', type: 'string', group: 'sources',

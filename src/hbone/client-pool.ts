@@ -53,6 +53,8 @@ export interface HboneConnectRequest {
   readonly expectedIdentities: readonly Identity[];
   readonly nextHop: SocketAddr;
   readonly sourceIp?: string;
+  /** IP_TOS of a newly dialled connection (transparent mode's DSCP mark, capture.md §8). */
+  readonly tos?: number;
   readonly authority: string;
   /** Extra request headers (baggage, forwarded, traceparent, ...), lower-case names. */
   readonly headers: Record<string, string>;
@@ -304,6 +306,7 @@ export class HbonePool {
         port: req.nextHop.port,
         ...(req.sourceIp ? { sourceIp: req.sourceIp } : {}),
         ...(o.mark !== undefined ? { mark: o.mark } : {}),
+        ...(req.tos !== undefined ? { tos: req.tos } : {}),
         ...(o.keepalive ? { keepalive: o.keepalive } : {}),
         timeoutMs: o.connectTimeoutMs,
         signal: ac.signal,

@@ -50,6 +50,16 @@ if (!loaded.ok) {
     await t.rejects(f.connect({ host: '127.0.0.1', port, timeoutMs: 5000 }), { code: 'ECONNREFUSED', syscall: 'connect' });
   });
 
+  t.test('a dial with tos carries it (IP_TOS = DSCP << 2) from the connect on', async (t) => {
+    const server = net.createServer((c) => c.end());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.teardown(() => server.close());
+    const s = await f.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, tos: 23 << 2, timeoutMs: 5000 });
+    t.teardown(() => s.destroy());
+    t.equal(addon.getSockOptInt(fdOf(s), SOCKOPT.SOL_IP, SOCKOPT.IP_TOS), 92, 'DSCP 23 in the DS field');
+  });
+
   t.test('a dial in the own netns with an aborted signal rejects at once', async (t) => {
     const ac = new AbortController();
     ac.abort();

@@ -34,10 +34,12 @@ export const SOCKOPT = {
   SO_REUSEPORT: 15,
   SO_MARK: 36,
   SOL_IP: 0,
+  IP_TOS: 1,
   IP_FREEBIND: 15,
   IP_TRANSPARENT: 19,
   SOL_IPV6: 41,
   IPV6_V6ONLY: 26,
+  IPV6_TCLASS: 67,
   IPV6_TRANSPARENT: 75,
   IPV6_FREEBIND: 78,
   IPPROTO_TCP: 6,
@@ -146,7 +148,7 @@ export class LinuxSocketFactory implements SocketFactory {
       throw errnoError(-EINVAL, 'bind', `source ${opts.sourceIp} does not match the family of ${opts.host}`);
     }
     const target = `${family === 6 ? `[${host}]` : host}:${opts.port}`;
-    if (this.netnsFd < 0 && opts.mark === undefined && !opts.transparentSource) {
+    if (this.netnsFd < 0 && opts.mark === undefined && opts.tos === undefined && !opts.transparentSource) {
       // Own netns and no option node:net cannot set: node:net connects without the pool-thread
       // hop and the fd adoption of the path below (~100 µs less per connection, issue 7).
       return this.connectOwnNetns(host, source, target, opts);
@@ -158,6 +160,11 @@ export class LinuxSocketFactory implements SocketFactory {
       // capture.md §2: the mark keeps ztunnel's own traffic out of the in-pod redirect rules.
       if (opts.mark !== undefined) this.must(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_MARK, opts.mark, 'SO_MARK');
       if (opts.keepalive) this.applyKeepalive(fd, opts.keepalive, true);
+      // capture.md §8: the DS field (DSCP << 2) on every packet, the SYN included.
+      if (opts.tos !== undefined) {
+        if (family === 6) this.must(fd, SOCKOPT.SOL_IPV6, SOCKOPT.IPV6_TCLASS, opts.tos, 'IPV6_TCLASS');
+        else this.must(fd, SOCKOPT.SOL_IP, SOCKOPT.IP_TOS, opts.tos, 'IP_TOS');
+      }
       if (opts.transparentSource) {
         // capture.md §4: IP_TRANSPARENT + IP_FREEBIND so a non-local source can be bound. The
         // caller decides whether to fall back to a normal connect.

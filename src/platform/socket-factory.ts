@@ -48,6 +48,8 @@ export interface ConnectOptions {
   readonly transparentSource?: boolean;
   /** SO_MARK. */
   readonly mark?: number;
+  /** IP_TOS / IPV6_TCLASS (DS field = DSCP << 2), set before connect so the SYN carries it. */
+  readonly tos?: number;
   readonly keepalive?: KeepaliveOptions;
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;

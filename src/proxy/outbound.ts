@@ -21,6 +21,8 @@ import { peerInfo, serviceInfo, workloadBaggage } from './telemetry-view.js';
 export interface OutboundOptions {
   readonly network: string;
   readonly transparentNetworkPolicies: boolean;
+  /** ZTUNNEL_DSCP_MARK: DSCP of direct transparent-mode hops (capture.md §8). */
+  readonly dscpMark?: number;
   readonly hbonePort: number;
   readonly illegalPorts: ReadonlySet<number>;
   readonly mark?: number;
@@ -123,10 +125,14 @@ export class OutboundProxy {
           forwarded: buildForwarded(srcAddr, service?.hostname),
           traceparent: newTraceparent(),
         };
+        // capture.md §8: a direct hop to podIP:<targetPort> carries the DSCP mark from its SYN on,
+        // so the destination pod's in-pod rule sends it to 15008 (waypoint hops dial 15008).
+        const transparentHop = opts.transparentNetworkPolicies && !route.viaWaypoint && opts.dscpMark !== undefined;
         const res = await deps.pool.connect({
           srcIdentity: sourceIdentity,
           expectedIdentities: route.expectedIdentities,
           nextHop: route.nextHop,
+          ...(transparentHop ? { tos: opts.dscpMark! << 2 } : {}),
           authority: route.authority,
           headers,
           signal: abort.signal,

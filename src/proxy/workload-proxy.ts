@@ -224,7 +224,7 @@ export class WorkloadProxy {
   private get outbound(): OutboundProxy {
     this._outbound ??= new OutboundProxy(
       { state: this.o.state, pool: this.pool, sockets: this.o.sockets, records: this.o.records, conns: this.conns, logger: this.o.accessLogger, localWorkload: this.o.localWorkload },
-      { ...this.common, transparentNetworkPolicies: this.o.config.transparentNetworkPolicies, hbonePort: HBONE_PORT },
+      { ...this.common, transparentNetworkPolicies: this.o.config.transparentNetworkPolicies, dscpMark: this.o.config.dscpMark, hbonePort: HBONE_PORT },
     );
     return this._outbound;
   }

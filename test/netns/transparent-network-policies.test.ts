@@ -333,18 +333,18 @@ if (netnsAvailable(t)) {
     t.notMatch(rules, /ZTUNNEL_DSCP/, 'no chain or jump is left');
   });
 
-  t.test('without the node stamping rule a transparent dial lands on 15006 and carries no data (fails closed)', async (t) => {
-    // a2 has no pooled connection to b1 yet: this dial is a new, unstamped SYN to b1:8080.
+  t.test("without the node stamping rule the sender's own mark (ZTUNNEL_DSCP_MARK on the SYN) still lands the dial on 15008", async (t) => {
+    // a2 has no pooled connection to b1 yet: this dial is a new SYN to b1:8080, stamped by
+    // node-a's ztunnel itself (IP_TOS on the dialled socket), not by node-b.
     const [dscpBefore, plainBefore] = [dscpRedirects(b1), plaintextRedirects(b1)];
-    const fromA = daemon(na).logs.length;
+    const cap = await startCapture(nb.netns, 'p-b1', join(bed.dir, 'sender-stamped.pcap'), 'tcp');
     const m = marker();
     const r = await exchange(a2, b1.ip, APP_PORT, m);
-    t.notOk(r.data.includes(Buffer.from(m)), 'the client gets nothing of its own bytes back');
-    t.equal(dscpRedirects(b1), dscpBefore, 'the in-pod DSCP rule did not match');
-    t.ok(plaintextRedirects(b1) > plainBefore, 'the connection was redirected to 15006 (plaintext inbound)');
-    const out = await waitAccess(daemon(na), fromA, (l) => l['src.addr'] === `${a2.ip}:${r.localPort}`, 'outbound a2→b1');
-    t.ok(out['error'], `node-a logs the failed HBONE dial (${String(out['error'])})`);
-    t.equal(out['bytes_sent'] ?? 0, 0, 'no application byte was sent');
+    const { raw } = await cap.stop();
+    t.ok(r.data.includes(Buffer.from(m)), 'the bytes echo through the tunnel');
+    t.same(synDscp(raw, b1.ip, APP_PORT), [DSCP], 'the SYN entering b1 carries DSCP 23 with no node rule');
+    t.ok(dscpRedirects(b1) > dscpBefore, 'the in-pod DSCP rule sent it to 15008');
+    t.equal(plaintextRedirects(b1), plainBefore, 'nothing went to 15006');
   });
 
   t.teardown(() => {
