@@ -20,14 +20,17 @@ export interface StartDaemonOptions {
   readonly mainJs: string;
   readonly env: Record<string, string>;
   readonly execArgv?: readonly string[];
+  /** Run under a command that execs the rest, e.g. ['ip', 'netns', 'exec', 'ns'] (the pid stays node's). */
+  readonly wrapper?: readonly string[];
   readonly readyTimeoutMs?: number;
 }
 
 const KEEP_LINES = 40;
 
 export function startDaemonProcess(o: StartDaemonOptions): Promise<DaemonProcess> {
+  const cmd = [...(o.wrapper ?? []), process.execPath, ...(o.execArgv ?? []), o.mainJs, 'run'];
   const child = track(
-    spawn(process.execPath, [...(o.execArgv ?? []), o.mainJs, 'run'], {
+    spawn(cmd[0]!, cmd.slice(1), {
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -61,7 +64,8 @@ export function startDaemonProcess(o: StartDaemonOptions): Promise<DaemonProcess
         } catch {
           continue;
         }
-        if (parsed['msg'] !== 'ztunnel-ts ready') continue;
+        // Istio's JSON log layout names the text 'message' (older builds: 'msg').
+        if ((parsed['message'] ?? parsed['msg']) !== 'ztunnel-ts ready') continue;
         ready = true;
         clearTimeout(timer);
         const addresses: Record<string, string> = {};
