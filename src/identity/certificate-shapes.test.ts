@@ -10,7 +10,7 @@ import path from 'node:path';
 import { isZtunnelError } from '../core/errors.js';
 import { createCsr } from './istio-ca-client.js';
 import { LocalCa } from './local-ca.js';
-import { loadX509 } from './x509.js';
+import { loadX509 } from '../core/x509.js';
 import { createRootCa } from '../../test/helpers/certs.js';
 
 const HOUR_MS = 3_600_000;

@@ -21,7 +21,7 @@ import type { Config } from '../config/config.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CaClient } from './ca-client.js';
-import { loadX509 } from './x509.js';
+import { loadX509 } from '../core/x509.js';
 
 export type IstioCaConfig = Pick<
   Config,

@@ -11,7 +11,7 @@ import { formatIdentity, parseIdentity, type Identity } from '../core/spiffe.js'
 import type { WorkloadCertificate } from '../tls/certificate.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { CaClient } from './ca-client.js';
-import { loadX509 } from './x509.js';
+import { loadX509 } from '../core/x509.js';
 import type * as X509 from '@peculiar/x509';
 
 export interface LocalCaOptions {

@@ -13,8 +13,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type tls from 'node:tls';
 import { ZtunnelError } from '../core/errors.js';
-
-type X509Module = typeof import('@peculiar/x509');
+import { loadX509, type X509Module } from '../core/x509.js';
 
 interface LoadedCrl {
   readonly issuer: string;
@@ -44,8 +43,7 @@ export class RevocationList {
 
   /** Loads @peculiar/x509 (only when CRL_PATH is set) and the file; a missing file is not an error. */
   static async open(path: string, events: CrlEvents = {}): Promise<RevocationList> {
-    await import('reflect-metadata');
-    const x509 = await import('@peculiar/x509');
+    const { x509 } = await loadX509();
     const list = new RevocationList(x509, path, events);
     const first = list.reload();
     // Anything but "not there yet" is refused at start (Istio's ztunnel fails too).

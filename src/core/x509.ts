@@ -1,4 +1,4 @@
-// The one entry to @peculiar/x509 (certificates, keys and CSRs) for identity/ and the test
+// The one entry to @peculiar/x509 (certificates, keys, CSRs and CRLs) for identity/, tls/ and the test
 // helpers. The library is loaded on first use — when a certificate is issued, requested or read —
 // so a daemon that never does so does not carry it (nothing runs at import time, docs/design.md §2).
 // Order matters: the reflect-metadata polyfill first (tsyringe, which @peculiar/x509 uses inside,
