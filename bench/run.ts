@@ -33,7 +33,12 @@ const HELP = `usage: npm run bench -- [options]
   --daemon-node-flags "F"  Node flags of the ztunnel-ts daemons (default: the deployed ones, "${DAEMON_NODE_FLAGS.join(' ')}")
   --out DIR            where result files go (default bench/results)
   --no-save            do not write result files
-  --fail-on-error      exit 2 when a selected scenario or measurement failed (CI smoke run)`;
+  --fail-on-error      exit 2 when a selected scenario or measurement failed (CI smoke run)
+  --vs-istio           instead of the scenarios above: Istio's ztunnel and ztunnel-ts side by side in one
+                       netns bed (root), same load client, ratios ts/Istio (bench/vs-istio.ts); with it:
+  --workers 1,2        worker counts to run both implementations at (default 1 and Istio's default here)
+  --rounds N           rounds, order rotating (default 3, quick 1)
+  --impls direct,istio,ts  which to run (default all three)`;
 
 interface Settings {
   quick: boolean;
@@ -70,8 +75,8 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error']);
-  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags']);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls']);
+  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
@@ -194,9 +199,43 @@ function summarizeConnRate(concurrency: number, reps: ConnRateRep[]): NonNullabl
   return { concurrency, reps, perSec: median(reps.map((r) => r.perSec)), cpuUsPerConnection: cpu };
 }
 
+/** Istio's default worker count on this machine (config.rs: max(2, ⌈cores / 4⌉) without CPU limits). */
+function istioDefaultWorkers(): number {
+  return Math.max(2, Math.ceil(os.cpus().length / 4));
+}
+
+async function mainVsIstio(argv: string[]): Promise<number> {
+  const val = (f: string): string | undefined => {
+    const i = argv.indexOf(f);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const quick = argv.includes('--quick');
+  const workers = (val('--workers') ?? `1,${istioDefaultWorkers()}`).split(',').map(Number);
+  if (workers.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--workers takes positive integers, e.g. 1,2');
+  const rounds = Number(val('--rounds') ?? (quick ? 1 : 3));
+  const { runVsIstio } = await import('./vs-istio.js');
+  const impls = (val('--impls') ?? 'direct,istio,ts').split(',') as Array<'direct' | 'istio' | 'ts'>;
+  if (impls.some((i) => !['direct', 'istio', 'ts'].includes(i))) throw new Error('--impls takes direct, istio, ts');
+  return runVsIstio({
+    quick,
+    impls,
+    rounds,
+    workers: [...new Set(workers)],
+    durationMs: quick ? 3000 : 10_000,
+    warmupMs: 1000,
+    idleConnections: Number(val('--idle') ?? (quick ? 500 : 2000)),
+    // Default logging on both (one access-log line per connection), as users run them.
+    logLevel: val('--log-level') ?? 'info',
+    save: !argv.includes('--no-save'),
+    outDir: path.resolve(val('--out') ?? path.join(REPO_ROOT, 'bench', 'results')),
+    failOnError: argv.includes('--fail-on-error'),
+  });
+}
+
 async function main(): Promise<number> {
   const settings = parseArgs(process.argv.slice(2));
   installExitHandlers();
+  if (process.argv.includes('--vs-istio')) return mainVsIstio(process.argv.slice(2));
   const t0 = Date.now();
   const date = new Date().toISOString();
   const machine = machineFacts(REPO_ROOT);

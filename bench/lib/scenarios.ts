@@ -67,7 +67,7 @@ async function forkListening(script: string, args: string[], env: Record<string,
   }
 }
 
-function startSinkServer(ctx: BedContext, host: string, wrapper?: readonly string[]) {
+export function startSinkServer(ctx: BedContext, host: string, wrapper?: readonly string[]) {
   return forkListening(path.join(ctx.benchDir, 'sink-server.js'), [host], {}, wrapper ? { wrapper } : {});
 }
 
