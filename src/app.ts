@@ -37,6 +37,8 @@ import type { AdsClient } from './xds/ads-client.js';
 import { checkTlsTuning } from './tls/secure-context.js';
 import { RevocationList, setRevocationList } from './tls/crl.js';
 import { createXdsMetrics } from './telemetry/xds-metrics.js';
+import { createDnsDeps, dumpDnsDeps, startDnsProxy } from './dns/dns-proxy.js';
+import type { DnsServer } from './dns/dns-server.js';
 
 export const VERSION = '0.1.0';
 
@@ -127,6 +129,9 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   const metrics = createTrafficMetrics(registry, { istioVersion: config.istioVersion });
   const crl = config.crlPath !== undefined ? await openCrl(config.crlPath, registry, logs.component('tls')) : undefined;
   const recorder = new ConnectionRecorder(logs.component('access'), metrics);
+  // DNS proxy (docs/dns.md): shared parts now (an unusable resolv.conf is fatal at start).
+  const dnsDeps = config.dnsProxy ? createDnsDeps(config, state, registry, logs.component('dns')) : undefined;
+  const dnsServers: DnsServer[] = [];
 
   // --- admin servers (bound first so readiness is visible during startup) ----------------------
   const servers: Server[] = [];
@@ -139,6 +144,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   const shutdown = (): Promise<void> => {
     shutdownPromise ??= (async () => {
       log.info({ deadlineMs: config.drainDeadlineMs }, 'draining');
+      for (const d of dnsServers) d.close();
       await Promise.allSettled([...proxies.map((p) => p.close(config.drainDeadlineMs)), inpod?.close(config.drainDeadlineMs)]);
       // Records of force-closed connections are written before exit (telemetry.md §3). Aborted
       // ends close within milliseconds, but a loaded node can take over a second to run their
@@ -173,6 +179,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
       stagedServices: () => state.stagedServices(),
       localConfigErrors: () => (local ? local.lastErrors().map((p) => `${p.file}:${p.line} ${p.path}: ${p.message}`) : []),
       ...(config.proxyMode === 'shared' ? { workloadState: () => ({ ...inpod?.manager.workloadState() }) } : {}),
+      dns: () => ({ ...dumpDnsDeps(dnsDeps), listeners: config.proxyMode === 'shared' ? inpod?.manager.dnsListeners() ?? {} : dnsServers.flatMap((d) => d.addresses()) }),
     },
     logs,
     shutdown: (reply) => (beforeStop.push(reply), shutdown()),
@@ -223,6 +230,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
         config,
         state,
         proxyDeps: { config, state, certs: secrets, records: recorder, logger: logs.component('proxy'), accessLogger: logs.component('access'), policyLogger: logs.component('policy') },
+        ...(dnsDeps ? { dns: dnsDeps } : {}),
         secrets,
         registry,
         readiness: { pending: () => readiness.setPending(managerTask), complete: () => readiness.complete(managerTask) },
@@ -256,11 +264,12 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     ? identityOf(served)
     : { trustDomain: config.trustDomain, namespace: info.namespace, serviceAccount: info.serviceAccount };
   if (!served) log.warn({ workload: `${info.namespace}/${info.name}/${info.serviceAccount}` }, 'PROXY_WORKLOAD_INFO matches no workload yet; outbound traffic fails until one appears');
+  const sockets = opts.sockets ?? dedicatedSocketFactory(logs.component('platform'));
   if (config.enableProxy) {
     const proxy = new WorkloadProxy({
       name: `${info.namespace}/${info.name}`,
       config,
-      sockets: opts.sockets ?? dedicatedSocketFactory(logs.component('platform')),
+      sockets,
       state,
       certs: secrets,
       records: recorder,
@@ -290,6 +299,18 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     });
     // Warm the certificate so the first connection does not wait for issuance.
     secrets.prefetch?.(identity);
+  }
+  if (dnsDeps) {
+    const dns = await startDnsProxy({
+      deps: dnsDeps,
+      sockets,
+      addresses: [config.listeners.dns],
+      client: localWorkload,
+      perPodSearch: false,
+      ...(config.packetMark !== undefined ? { mark: config.packetMark } : {}),
+    });
+    dnsServers.push(dns);
+    addresses['dns'] = dns.addresses()[0];
   }
   stateReady();
   for (const p of proxies) p.startAccepting();

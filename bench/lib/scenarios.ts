@@ -183,6 +183,7 @@ function pairDaemonEnv(ctx: BedContext, name: string, ip: string, configPath: st
     ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
     ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
     ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
+    ZTUNNEL_DNS_ADDR: '127.0.0.1:0',
     // Access logs are INFO: at warn they do not dominate the measurement.
     RUST_LOG: ctx.logLevel,
     LOG_FORMAT: 'json',

@@ -140,14 +140,16 @@ Napi::Value AddrObject(Napi::Env env, const sockaddr_storage& ss) {
 // ---------------------------------------------------------------------------------------------
 // TCP sockets
 
-// socketInNetns(netnsFd, family) → Promise<fd>. netnsFd < 0: ztunnel's own netns.
+// socketInNetns(netnsFd, family[, datagram]) → Promise<fd>. netnsFd < 0: ztunnel's own netns.
+// datagram true: a UDP socket (the DNS proxy's in-pod listeners and upstream queries).
 class SocketInNetnsWorker : public Napi::AsyncWorker {
  public:
-  SocketInNetnsWorker(Napi::Env env, int netns_fd, int family)
+  SocketInNetnsWorker(Napi::Env env, int netns_fd, int family, int type)
       : Napi::AsyncWorker(env, "ztunnelSocketInNetns"),
         deferred_(Napi::Promise::Deferred::New(env)),
         netns_fd_(netns_fd),
-        family_(family) {}
+        family_(family),
+        type_(type) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -162,7 +164,7 @@ class SocketInNetnsWorker : public Napi::AsyncWorker {
         return;
       }
     }
-    fd_ = socket(family_, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd_ = socket(family_, type_ | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) fail(errno, "socket");
     if (netns_fd_ >= 0 && setns(g_self_netns, CLONE_NEWNET) != 0) {
       // A pool thread left in a pod netns would silently create later sockets (and resolve DNS)
@@ -192,6 +194,7 @@ class SocketInNetnsWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   int netns_fd_;
   int family_;
+  int type_;
   int fd_ = -1;
   int err_ = 0;
   const char* syscall_ = "";
@@ -204,7 +207,9 @@ Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(info.Env(), "family must be 4 or 6").ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
-  auto* w = new SocketInNetnsWorker(info.Env(), netns_fd, family == 4 ? AF_INET : AF_INET6);
+  bool datagram = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+  auto* w = new SocketInNetnsWorker(info.Env(), netns_fd, family == 4 ? AF_INET : AF_INET6,
+                                    datagram ? SOCK_DGRAM : SOCK_STREAM);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

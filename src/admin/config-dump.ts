@@ -27,6 +27,8 @@ export interface ConfigDumpSources {
   readonly workloadState?: () => Record<string, unknown>;
   readonly stagedServices?: () => ReadonlyMap<string, readonly Endpoint[]>;
   readonly localConfigErrors?: () => string[];
+  /** The DNS proxy: on/off, upstreams, and the listeners actually open. */
+  readonly dns?: () => Record<string, unknown>;
 }
 
 const ports = (m: PortMap) => Object.fromEntries([...m].map(([k, v]) => [String(k), v]));
@@ -244,6 +246,7 @@ export function buildConfigDump(src: ConfigDumpSources): Record<string, unknown>
       rootCerts: c.cert ? c.cert.rootsPem.map(dumpCert) : [],
     })),
     ...(src.workloadState ? { workloadState: src.workloadState() } : {}),
+    ...(src.dns ? { dns: src.dns() } : {}),
   };
 }
 

@@ -35,6 +35,10 @@ export interface Config {
   readonly embeddedDefault: boolean;
   readonly enableProxy: boolean;
   readonly dnsProxy: boolean;
+  /** ztunnel-ts only: the resolv.conf the DNS proxy forwards with (default /etc/resolv.conf). */
+  readonly dnsResolvConf: string;
+  /** PREFERED_SERVICE_NAMESPACE: DNS tie-break between Services sharing a hostname. */
+  readonly preferedServiceNamespace?: string;
 
   // config sources
   readonly localXdsPath?: string;

@@ -74,6 +74,8 @@ export function loadConfig(input: LoadConfigInput): Result<Config, string[]> {
   const dnsCaptureMeta = proxyMetadata.get('DNS_CAPTURE');
   const dnsProxy = dnsCaptureFlag ?? (dnsCaptureMeta === undefined || dnsCaptureMeta.toLowerCase() === 'true');
   const enableSocks5 = inp.bool('enableSocks5') ?? embeddedDefault;
+  // DNS answers prefer a Service in the client's namespace, then a canonical one, then this one.
+  const preferedServiceNamespace = inp.text('preferedServiceNamespace') || undefined;
 
   // --- config sources ------------------------------------------------------------------------
   const localXdsPath = inp.text('localXdsPath') || undefined;
@@ -217,18 +219,9 @@ export function loadConfig(input: LoadConfigInput): Result<Config, string[]> {
     authzPolicyInfoLogging: inp.istioExact('authzPolicyInfoLogging', 'true', 'false', () => inp.bool('authzPolicyInfoLogging')) ?? false,
     istioVersion: proxyMetadata.get('ISTIO_VERSION') || 'unknown',
     warnings: inp.warnings,
+    dnsResolvConf: inp.text('dnsResolvConf') || '/etc/resolv.conf',
+    ...(preferedServiceNamespace ? { preferedServiceNamespace } : {}),
   };
-  if (dnsCaptureMeta?.toLowerCase() === 'true' || (dnsMeta !== undefined && dnsMeta !== '')) {
-    inp.warnings.push(`${dnsCaptureMeta !== undefined ? 'ISTIO_META_DNS_CAPTURE' : 'ISTIO_META_DNS_PROXY_ADDR'}: ztunnel-ts has no DNS proxy; nothing listens on the DNS proxy address (${listeners.dns.host}:${listeners.dns.port})`);
-  }
-  // Istio's ztunnel reads these only in its DNS proxy (search domains; the namespace preferred when
-  // several Services share a hostname). ztunnel-ts has no DNS proxy: say so instead of ignoring them.
-  for (const key of ['clusterDomain', 'preferedServiceNamespace'] as const) {
-    const v = inp.text(key);
-    if (v !== undefined && v !== '') {
-      inp.warnings.push(`${OPTIONS[key].env}=${JSON.stringify(v)} has no effect: Istio's ztunnel uses it only in its DNS proxy, and ztunnel-ts has no DNS proxy`);
-    }
-  }
 
   // Cross-field checks (ports-and-modes.md §4); texts as Rust ztunnel's.
   if (dnsProxy && xdsOnDemand) {

@@ -45,7 +45,7 @@ export const OPTIONS = {
     defaultText: 'required in dedicated mode (default/local/default in the embedded default)', describe: 'the one workload served in dedicated mode: namespace/name/serviceaccount' },
   enableProxy: { flag: 'enable-proxy', env: 'ENABLE_PROXY', type: 'bool', group: 'mode', defaultText: 'true', describe: 'run the L4 proxy listeners' },
   dnsCapture: { flag: 'dns-capture', env: 'ISTIO_META_DNS_CAPTURE', type: 'bool', group: 'mode', defaultText: 'true',
-    describe: 'run the DNS proxy (the env var turns it off when set to anything but true)' },
+    describe: 'run the DNS proxy: UDP+TCP 15053 in each enrolled pod (shared) or on --dns-addr (dedicated); the env var turns it off when set to anything but true' },
   enableSocks5: { flag: 'enable-socks5', env: 'UNSTABLE_ENABLE_SOCKS5', type: 'bool', group: 'mode',
     defaultText: 'false (true in the embedded default)', describe: 'SOCKS5 outbound listener' },
   transparentNetworkPolicies: { flag: 'transparent-network-policies', env: 'TRANSPARENT_NETWORK_POLICIES', type: 'bool', group: 'mode',
@@ -162,7 +162,9 @@ export const OPTIONS = {
   readinessAddr: { flag: 'readiness-addr', env: 'ZTUNNEL_READINESS_ADDR', type: 'addr', group: 'listeners',
     defaultText: '[::]:15021 (0.0.0.0 with IPV6_ENABLED=false)', describe: 'readiness server' },
   dnsAddr: { flag: 'dns-addr', env: 'ZTUNNEL_DNS_ADDR', type: 'addr', group: 'listeners',
-    defaultText: '127.0.0.1:15053 (or proxy metadata DNS_PROXY_ADDR)', describe: 'DNS proxy listener' },
+    defaultText: '127.0.0.1:15053 (or proxy metadata DNS_PROXY_ADDR)', describe: 'DNS proxy listener (dedicated mode; shared mode always uses 15053 on loopback in each pod)' },
+  dnsResolvConf: { flag: 'dns-resolv-conf', env: 'ZTUNNEL_TS_DNS_RESOLV_CONF', type: 'string', group: 'listeners', defaultText: '/etc/resolv.conf',
+    describe: 'ztunnel-ts only: the resolv.conf whose nameservers, search and timeout/attempts options the DNS proxy uses (tests point it at a local resolver)' },
 
   // --- logging ----------------------------------------------------------------------------------
   logLevel: { flag: 'log-level', env: 'RUST_LOG', type: 'string', group: 'logging', defaultText: 'info',

@@ -8,6 +8,7 @@ import type { Identity } from '../core/spiffe.js';
 import { loadNativeAddon, type NativeAddon } from '../platform/native-addon.js';
 import { LinuxSocketFactory } from '../platform/linux-socket-factory.js';
 import type { StateView } from '../state/view.js';
+import type { DnsProxyDeps } from '../dns/dns-proxy.js';
 import type { Logger } from '../telemetry/logger.js';
 import { WorkloadProxyManager, type ReadinessTask, type SharedProxyDeps } from './workload-proxy-manager.js';
 import { ZdsClient } from './zds-client.js';
@@ -30,6 +31,8 @@ export interface SharedModeOptions {
   readonly config: Config;
   readonly state: StateView;
   readonly proxyDeps: SharedProxyDeps;
+  /** The DNS proxy's shared parts when it is on: each pod gets UDP+TCP 15053 on its loopback. */
+  readonly dns?: DnsProxyDeps;
   readonly secrets: { prefetch?(id: Identity): void; forget?(id: Identity): void };
   readonly registry: Registry;
   /** The `workload proxy manager` readiness task. */
@@ -53,6 +56,7 @@ export function startSharedMode(o: SharedModeOptions): SharedMode {
     config: o.config,
     state: o.state,
     proxyDeps: o.proxyDeps,
+    ...(o.dns ? { dns: o.dns } : {}),
     secrets: o.secrets,
     registry: o.registry,
     readiness: o.readiness,

@@ -25,6 +25,8 @@ import { identityOf } from '../state/workload-identity.js';
 import type { LiveConnection } from '../telemetry/connection-record.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ZdsHandler } from './zds-client.js';
+import { startDnsProxy, type DnsProxyDeps } from '../dns/dns-proxy.js';
+import type { DnsServer } from '../dns/dns-server.js';
 import type { WorkloadInfo } from './zds-messages.js';
 
 /** capture.md §7: how long an Add waits for its workload to appear in the state. */
@@ -34,7 +36,7 @@ export const PENDING_RETRY_MS = 5_000;
 const MATCH_POLL_MS = 50;
 
 /** The in-pod ports (ports-and-modes.md §1): fixed, no override. */
-export const INPOD_PORTS = { outbound: 15001, inboundPlaintext: 15006, inbound: 15008, socks5: 15080 } as const;
+export const INPOD_PORTS = { outbound: 15001, inboundPlaintext: 15006, inbound: 15008, socks5: 15080, dns: 15053 } as const;
 
 /** The readiness task `workload proxy manager`, as the app registered it. */
 export interface ReadinessTask {
@@ -51,6 +53,8 @@ export interface WorkloadProxyManagerOptions {
   readonly config: Config;
   readonly state: StateView;
   readonly proxyDeps: SharedProxyDeps;
+  /** DNS proxy on: each pod also gets UDP+TCP 15053 on its loopback (docs/dns.md). */
+  readonly dns?: DnsProxyDeps;
   /** Certificates of local identities: warmed when a pod starts, dropped with the last pod using them. */
   readonly secrets: { prefetch?(id: Identity): void; forget?(id: Identity): void };
   readonly registry: Registry;
@@ -79,6 +83,7 @@ interface Pod {
   readonly inode: number;
   status: WorkloadStatus;
   proxy?: WorkloadProxy;
+  dns?: DnsServer;
   identity?: Identity;
   retry?: NodeJS.Timeout;
   /** The start attempt in progress (an Add waits for it rather than starting a second one). */
@@ -205,6 +210,13 @@ export class WorkloadProxyManager implements ZdsHandler {
     return out;
   }
 
+  /** `/config_dump` `dns.listeners`: uid → the pod's DNS listener addresses. */
+  dnsListeners(): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    for (const pod of this.pods.values()) if (pod.dns) out[pod.uid] = pod.dns.addresses();
+    return out;
+  }
+
   connections(): LiveConnection[] {
     return this.proxies().flatMap((p) => p.connections());
   }
@@ -243,6 +255,7 @@ export class WorkloadProxyManager implements ZdsHandler {
   private async attempt(pod: Pod): Promise<void> {
     const log = this.log.child({ uid: pod.uid, workload: describe(pod.info) });
     let proxy: WorkloadProxy | undefined;
+    let dns: DnsServer | undefined;
     try {
       const workload = await this.matchWorkload(pod);
       const identity = identityOf(workload);
@@ -272,9 +285,11 @@ export class WorkloadProxyManager implements ZdsHandler {
         identity,
       });
       await proxy.bind();
+      if (this.o.dns) dns = await this.startDns(pod, sockets, wildcard === '::');
       if (pod.removed) throw new ZtunnelError('INPOD_PROXY_START', 'pod removed while its proxy was starting');
       proxy.startAccepting();
       pod.proxy = proxy;
+      if (dns) pod.dns = dns;
       pod.identity = identity;
       pod.status = 'Up';
       delete pod.lastError;
@@ -282,6 +297,7 @@ export class WorkloadProxyManager implements ZdsHandler {
       this.o.secrets.prefetch?.(identity);
       log.info({ identity: formatIdentity(identity), inode: pod.inode }, 'pod enrolled; in-pod listeners started');
     } catch (e) {
+      dns?.close();
       if (proxy) await proxy.close(0).catch(() => {});
       const error = e instanceof ZtunnelError ? e : new ZtunnelError('INPOD_PROXY_START', `failed to start the proxy for ${describe(pod.info)}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       pod.lastError = error.message;
@@ -298,6 +314,34 @@ export class WorkloadProxyManager implements ZdsHandler {
     } finally {
       this.updateGauges();
       this.updateReadiness();
+    }
+  }
+
+  /**
+   * The pod's DNS listeners on 127.0.0.1:15053 and, when the pod has IPv6, [::1]:15053 (Istio binds
+   * both when IPv6 localhost works in the pod). Upstream queries leave from the pod's netns with the
+   * ztunnel mark, so istio-cni's rules let them out instead of capturing them again.
+   */
+  private async startDns(pod: Pod, sockets: LinuxSocketFactory, ipv6: boolean): Promise<DnsServer> {
+    const { namespace, name, serviceAccount } = pod.info;
+    const node = this.o.config.nodeName;
+    const mark = this.o.config.packetMark;
+    const start = (addresses: BindAddr[]) =>
+      startDnsProxy({
+        deps: this.o.dns!,
+        sockets,
+        addresses,
+        client: () => this.o.state.findLocalWorkload(namespace, name, serviceAccount, node),
+        perPodSearch: true,
+        ...(mark !== undefined ? { mark } : {}),
+      });
+    const v4: BindAddr = { host: '127.0.0.1', port: INPOD_PORTS.dns };
+    if (!ipv6) return start([v4]);
+    try {
+      return await start([v4, { host: '::1', port: INPOD_PORTS.dns }]);
+    } catch {
+      // No IPv6 loopback in this pod (e.g. disabled by sysctl): IPv4 only, as Istio downgrades.
+      return start([v4]);
     }
   }
 
@@ -341,6 +385,9 @@ export class WorkloadProxyManager implements ZdsHandler {
     const proxy = pod.proxy;
     const wasUp = pod.status === 'Up';
     delete pod.proxy;
+    // The DNS listeners close with the pod's other listeners (in-flight lookups are dropped).
+    pod.dns?.close();
+    delete pod.dns;
     this.forgetIdentity(pod);
     if (proxy) this.draining.add(proxy);
     const done = (async () => {

@@ -9,6 +9,7 @@
 // non-blocking; its completion is observed with a uv_poll watcher on Node's event loop and
 // SO_ERROR, and only a connected fd is handed to `new net.Socket({ fd })` (Node assumes an fd
 // it adopts is already connected).
+import { createSocket, type Socket as DatagramSocket } from 'node:dgram';
 import { openSync, closeSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { constants as osConstants } from 'node:os';
@@ -16,13 +17,14 @@ import { canonicalIp, ipFamily, type SocketAddr } from '../core/net.js';
 import { serverHasHandle, socketFd } from '../core/node-internals.js';
 import { ZtunnelError, err, ok, type Result } from '../core/errors.js';
 import { POLL_WRITABLE, errnoError, type NativeAddon } from './native-addon.js';
-import { SOCKET_HIGH_WATER_MARK } from './plain-socket-factory.js';
+import { SOCKET_HIGH_WATER_MARK, bindDatagram } from './plain-socket-factory.js';
 import type {
   ConnectOptions,
   KeepaliveOptions,
   ListenOptions,
   ListenResult,
   SocketFactory,
+  UdpOptions,
 } from './socket-factory.js';
 
 /** Linux levels and option numbers (capture.md §5 table, plus SO_REUSEADDR/SO_ERROR/IPV6_V6ONLY). */
@@ -222,6 +224,29 @@ export class LinuxSocketFactory implements SocketFactory {
       socket.setNoDelay(true);
       socket.connect({ host, port: opts.port, ...(source ? { localAddress: source } : {}) }, () => finish());
     });
+  }
+
+  async udpSocket(opts: UdpOptions): Promise<DatagramSocket> {
+    const host = opts.bind ? canonicalIp(opts.bind.host) : opts.family === 6 ? '::' : '0.0.0.0';
+    if (!host || ipFamily(host) !== opts.family) throw errnoError(-EINVAL, 'bind', `${opts.bind?.host} is not an IPv${opts.family} address`);
+    const fd = await this.addon.socketInNetns(this.netnsFd, opts.family, true);
+    try {
+      if (opts.mark !== undefined) this.must(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_MARK, opts.mark, 'SO_MARK');
+      // Port 0: the kernel picks a random ephemeral source port for this socket.
+      const b = this.addon.bindAddr(fd, host, opts.bind?.port ?? 0);
+      if (b < 0) throw errnoError(b, 'bind', `${host}:${opts.bind?.port ?? 0}`);
+    } catch (e) {
+      this.addon.closeFd(fd);
+      throw e;
+    }
+    const socket = createSocket({ type: opts.family === 6 ? 'udp6' : 'udp4' });
+    try {
+      await bindDatagram(socket, { fd });
+    } catch (e) {
+      this.addon.closeFd(fd);
+      throw e;
+    }
+    return socket;
   }
 
   originalDst(socket: Socket): SocketAddr | null {

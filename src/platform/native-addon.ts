@@ -44,8 +44,11 @@ export interface ReceivedMessage {
  * on failure (never throw for a failed syscall). All fds are non-blocking and close-on-exec.
  */
 export interface NativeAddon {
-  /** socket(AF_INET|AF_INET6, SOCK_STREAM) created inside `netnsFd` (-1: own netns) on a pool thread. Rejects with a Node-style errno error. */
-  socketInNetns(netnsFd: number, family: 4 | 6): Promise<number>;
+  /**
+   * socket(AF_INET|AF_INET6, SOCK_STREAM, or SOCK_DGRAM when `datagram`) created inside `netnsFd`
+   * (-1: own netns) on a pool thread. Rejects with a Node-style errno error.
+   */
+  socketInNetns(netnsFd: number, family: 4 | 6, datagram?: boolean): Promise<number>;
   setSockOptInt(fd: number, level: number, name: number, value: number): number;
   /** The option value (unsigned 32-bit) or a negative errno. */
   getSockOptInt(fd: number, level: number, name: number): number;

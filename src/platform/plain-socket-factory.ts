@@ -1,8 +1,9 @@
 // SocketFactory over node:net only: dedicated mode, tests, non-Linux. No marks, no transparent
 // sockets, no netns; original destination = the local address (capture.md §3 step 3).
+import { createSocket, type Socket as DatagramSocket } from 'node:dgram';
 import { createServer, Socket, type Server } from 'node:net';
 import { canonicalIp, type SocketAddr } from '../core/net.js';
-import type { ConnectOptions, KeepaliveOptions, ListenOptions, ListenResult, SocketFactory } from './socket-factory.js';
+import type { ConnectOptions, KeepaliveOptions, ListenOptions, ListenResult, SocketFactory, UdpOptions } from './socket-factory.js';
 
 /** 256 KiB stream buffers (perf-notes.md knob 2). */
 export const SOCKET_HIGH_WATER_MARK = 256 * 1024;
@@ -70,6 +71,13 @@ export class PlainSocketFactory implements SocketFactory {
     return { ip, port: socket.localPort };
   }
 
+  async udpSocket(opts: UdpOptions): Promise<DatagramSocket> {
+    if (opts.mark !== undefined) throw new Error('SO_MARK requested but the plain socket factory cannot set it (needs the Linux addon)');
+    const socket = createSocket({ type: opts.family === 6 ? 'udp6' : 'udp4' });
+    await bindDatagram(socket, opts.bind ? { address: stripBrackets(opts.bind.host), port: opts.bind.port } : { port: 0 });
+    return socket;
+  }
+
   configureAccepted(socket: Socket, keepalive?: KeepaliveOptions): void {
     socket.setNoDelay(true);
     if (keepalive?.enabled) socket.setKeepAlive(true, keepalive.timeMs);
@@ -78,4 +86,19 @@ export class PlainSocketFactory implements SocketFactory {
 
 function stripBrackets(h: string): string {
   return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+}
+
+/** Binds a dgram socket (an address/port, or an fd the caller made); the socket is closed on failure. */
+export function bindDatagram(socket: DatagramSocket, opts: { address?: string; port?: number; fd?: number }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (e: Error) => {
+      socket.close();
+      reject(e);
+    };
+    socket.once('error', onError);
+    socket.bind(opts, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
 }

@@ -1,6 +1,7 @@
 // How the proxy creates sockets (docs/design.md §2). The Linux implementation (over the native addon)
 // can create sockets inside another network namespace and set marks / transparent options; the
 // plain implementation uses node:net only and serves dedicated mode and tests.
+import type { Socket as DatagramSocket } from 'node:dgram';
 import type { Server, Socket } from 'node:net';
 import type { SocketAddr } from '../core/net.js';
 
@@ -55,6 +56,14 @@ export interface ConnectOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface UdpOptions {
+  readonly family: 4 | 6;
+  /** Bind here (a listener); absent: the kernel picks an ephemeral port on the first send. */
+  readonly bind?: { readonly host: string; readonly port: number };
+  /** SO_MARK (upstream DNS queries from a pod netns, capture.md §2). */
+  readonly mark?: number;
+}
+
 export interface SocketFactory {
   readonly kind: 'linux' | 'plain';
   listen(opts: ListenOptions): Promise<ListenResult>;
@@ -62,6 +71,8 @@ export interface SocketFactory {
   connect(opts: ConnectOptions): Promise<Socket>;
   /** SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST, else the socket's local address (capture.md §3). */
   originalDst(socket: Socket): SocketAddr | null;
+  /** A UDP socket (node:dgram) in this factory's netns; resolves once bound (when `bind` is given). */
+  udpSocket(opts: UdpOptions): Promise<DatagramSocket>;
   /** Applies keepalive/user-timeout to an accepted socket (capture.md §5). */
   configureAccepted(socket: Socket, keepalive?: KeepaliveOptions): void;
 }

@@ -163,6 +163,7 @@ export function dedicatedEnv(o: { workloadInfo: string; ip: string; config: stri
     ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
     ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
     ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
+    ZTUNNEL_DNS_ADDR: '127.0.0.1:0',
     RUST_LOG: 'info',
     ...o.extra,
   };

@@ -177,6 +177,7 @@ spec:
       ZTUNNEL_ADMIN_ADDR: '127.0.0.1:0',
       ZTUNNEL_STATS_ADDR: '127.0.0.1:0',
       ZTUNNEL_READINESS_ADDR: '127.0.0.1:0',
+      ZTUNNEL_DNS_ADDR: '127.0.0.1:0',
       IPV6_ENABLED: 'false',
       ...(origSrc !== undefined ? { ENABLE_ORIG_SRC: origSrc } : {}),
       ...(transparent ? { PACKET_MARK: String(MARK) } : {}),
