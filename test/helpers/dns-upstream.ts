@@ -4,6 +4,7 @@
 import { createSocket, type Socket as DatagramSocket } from 'node:dgram';
 import { createServer, Socket as NetSocket, type Server, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
+import type { SocketFactory } from '../../src/platform/socket-factory.js';
 
 export interface UpstreamQuery {
   readonly protocol: 'udp' | 'tcp';
@@ -11,6 +12,7 @@ export interface UpstreamQuery {
   readonly type: string;
   readonly id: number;
   readonly sourcePort: number;
+  readonly sourceIp: string;
 }
 
 export class TestUpstream {
@@ -24,16 +26,26 @@ export class TestUpstream {
   private tcp!: Server;
   private readonly conns = new Set<Socket>();
 
-  static async start(host = '127.0.0.1', port = 0): Promise<TestUpstream> {
+  /** Listens on host:port (UDP and TCP), in the test's netns or, with `sockets`, in another one. */
+  static async start(host = '127.0.0.1', port = 0, sockets?: Pick<SocketFactory, 'listen' | 'udpSocket'>): Promise<TestUpstream> {
     const u = new TestUpstream();
-    u.tcp = createServer((s) => u.onTcp(s));
-    await new Promise<void>((r) => u.tcp.listen(port, host, r));
+    if (sockets) {
+      u.tcp = (await sockets.listen({ host, port })).server;
+      u.tcp.on('connection', (s: Socket) => u.onTcp(s));
+    } else {
+      u.tcp = createServer((s) => u.onTcp(s));
+      await new Promise<void>((r) => u.tcp.listen(port, host, r));
+    }
     const bound = (u.tcp.address() as { port: number }).port;
-    u.udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    if (sockets) {
+      u.udp = await sockets.udpSocket({ family: host.includes(':') ? 6 : 4, bind: { host, port: bound } });
+    } else {
+      u.udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+      await new Promise<void>((r) => u.udp.bind(bound, host, r));
+    }
     u.udp.on('message', (m, rinfo) => {
-      for (const reply of u.answer(m, 'udp', rinfo.port)) u.udp.send(reply, rinfo.port, rinfo.address);
+      for (const reply of u.answer(m, 'udp', rinfo.port, rinfo.address)) u.udp.send(reply, rinfo.port, rinfo.address);
     });
-    await new Promise<void>((r) => u.udp.bind(bound, host, r));
     return u;
   }
 
@@ -58,7 +70,7 @@ export class TestUpstream {
         const len = buf.readUInt16BE(0);
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
-        for (const reply of this.answer(msg, 'tcp', s.remotePort ?? 0)) {
+        for (const reply of this.answer(msg, 'tcp', s.remotePort ?? 0, s.remoteAddress ?? '')) {
           const framed = Buffer.alloc(2 + reply.length);
           framed.writeUInt16BE(reply.length, 0);
           reply.copy(framed, 2);
@@ -68,10 +80,10 @@ export class TestUpstream {
     });
   }
 
-  private answer(msg: Buffer, protocol: 'udp' | 'tcp', sourcePort: number): Buffer[] {
+  private answer(msg: Buffer, protocol: 'udp' | 'tcp', sourcePort: number, sourceIp: string): Buffer[] {
     const q = packet.decode(msg);
     const question = q.questions![0]!;
-    this.queries.push({ protocol, name: question.name, type: question.type, id: q.id ?? 0, sourcePort });
+    this.queries.push({ protocol, name: question.name, type: question.type, id: q.id ?? 0, sourcePort, sourceIp: sourceIp.replace(/^::ffff:/, '') });
     if (this.silent) return [];
     const ips = question.type === 'A' ? this.records.get(question.name) : undefined;
     const known = this.records.has(question.name);

@@ -78,6 +78,8 @@ export interface BedConfig {
   readonly documents?: string;
   /** YAML items appended under `services:`. */
   readonly services?: string;
+  /** A pod's `services` map (YAML flow map, e.g. `{"shop/web.shop.svc.cluster.local": {80: 8080}}`), by pod name. */
+  readonly workloadServices?: Readonly<Record<string, string>>;
   /** Pods (by name) left out of the workload list, e.g. to enroll a pod before its workload exists. */
   readonly omitWorkloads?: readonly string[];
 }
@@ -429,7 +431,7 @@ function configYaml(pods: readonly BedPod[], cfg: BedConfig): string {
   canonicalRevision: v1
   labels: {app: ${p.name}}
   authorizationPolicies: [${policies.map((k) => JSON.stringify(k)).join(', ')}]
-  services: {}`;
+  services: ${cfg.workloadServices?.[p.name] ?? '{}'}`;
   });
   return `workloads:
 ${workloads.join('\n')}
