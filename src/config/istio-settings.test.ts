@@ -44,7 +44,7 @@ const rows: readonly Row[] = [
   ['AUTH_TOKEN', 'literal-token', 'token (file path or literal)', (c) => c.authToken, 'literal-token'],
   ['PROXY_CONFIG', 'discoveryAddress: pc.mesh:15012', 'ProxyConfig', (c) => c.xdsAddress, 'https://pc.mesh:15012'],
   ['PROXY_CONFIG', 'discoveryAddress: [', 'refused: not YAML', null, refused],
-  ['PREFERED_SERVICE_NAMESPACE', 'shop', "warned: Istio uses it only in its DNS proxy, which ztunnel-ts lacks", (c) => c.warnings.some((w) => w.startsWith('PREFERED_SERVICE_NAMESPACE=')), true],
+  ['PREFERED_SERVICE_NAMESPACE', 'shop', 'DNS proxy: tie-break between Services sharing a hostname', (c) => c.preferedServiceNamespace, 'shop'],
   ['KUBERNETES_SERVICE_HOST', '10.96.0.1', 'in-cluster istiod default', (c) => c.caAddress, 'https://istiod.istio-system.svc:15012'],
 
   // --- certificates -----------------------------------------------------------------------------
@@ -60,7 +60,7 @@ const rows: readonly Row[] = [
   // --- identity ---------------------------------------------------------------------------------
   ['CLUSTER_ID', 'east', 'cluster id', (c) => c.clusterId, 'east'],
   ['ISTIO_META_CLUSTER_ID', 'west', 'cluster id (wins over CLUSTER_ID)', (c) => c.clusterId, 'west'],
-  ['CLUSTER_DOMAIN', 'corp.local', "warned: Istio uses it only in its DNS proxy, which ztunnel-ts lacks", (c) => c.warnings.some((w) => w.startsWith('CLUSTER_DOMAIN="corp.local" has no effect')), true],
+  ['CLUSTER_DOMAIN', 'corp.local', 'DNS proxy: search domains and Kubernetes names', (c) => c.clusterDomain, 'corp.local'],
   ['TRUST_DOMAIN', 'corp.example', "ztunnel's own identity", (c) => c.trustDomain, 'corp.example'],
   ['POD_NAME', 'ztunnel-abc', 'xDS node id, own identity', (c) => c.podName, 'ztunnel-abc'],
   ['POD_NAMESPACE', 'istio-system', 'xDS node id, own identity', (c) => c.podNamespace, 'istio-system'],
@@ -113,7 +113,9 @@ const rows: readonly Row[] = [
 
   // --- prefixed families ------------------------------------------------------------------------
   ['ISTIO_META_DNS_CAPTURE', 'false', 'DNS proxy off', (c) => c.dnsProxy, false],
-  ['ISTIO_META_DNS_CAPTURE', 'true', 'warned: no DNS proxy in ztunnel-ts', (c) => c.warnings.some((w) => w.startsWith('ISTIO_META_DNS_CAPTURE')), true],
+  ['ISTIO_META_DNS_CAPTURE', 'true', 'DNS proxy on (also the default)', (c) => [c.dnsProxy, c.warnings.length], [true, 0]],
+  ['ISTIO_META_DNS_PROXY_ADDR', '127.0.0.1:15054', "DNS proxy address (dedicated mode)", (c) => c.listeners.dns, { host: '127.0.0.1', port: 15054 }],
+  ['ISTIO_META_DNS_PROXY_ADDR', 'nowhere', 'refused: not an address', null, refused],
   ['ISTIO_META_FOO', 'bar', 'proxy metadata FOO', (c) => c.proxyMetadata.get('FOO'), 'bar'],
   ['ISTIO_METAJSON_LABELS', '{"app":"z"}', 'JSON node metadata', (c) => c.metaJson.get('LABELS'), { app: 'z' }],
   ['ISTIO_METAJSON_LABELS', '{', 'refused: not JSON', null, refused],
