@@ -229,6 +229,12 @@ export class LinuxSocketFactory implements SocketFactory {
   async udpSocket(opts: UdpOptions): Promise<DatagramSocket> {
     const host = opts.bind ? canonicalIp(opts.bind.host) : opts.family === 6 ? '::' : '0.0.0.0';
     if (!host || ipFamily(host) !== opts.family) throw errnoError(-EINVAL, 'bind', `${opts.bind?.host} is not an IPv${opts.family} address`);
+    if (this.netnsFd < 0 && opts.mark === undefined) {
+      // Own netns, no mark: node:dgram directly, without the pool-thread hop (as connect does).
+      const plain = createSocket({ type: opts.family === 6 ? 'udp6' : 'udp4' });
+      await bindDatagram(plain, { address: host, port: opts.bind?.port ?? 0 });
+      return plain;
+    }
     const fd = await this.addon.socketInNetns(this.netnsFd, opts.family, true);
     try {
       if (opts.mark !== undefined) this.must(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_MARK, opts.mark, 'SO_MARK');
