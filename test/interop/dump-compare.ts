@@ -16,6 +16,7 @@ export const KNOWN_DIFFERENCES: readonly { readonly path: RegExp; readonly reaso
   { path: /^\.config(\.|$)/, reason: 'settings are named after ztunnel-ts\' own Config (telemetry.md /config_dump); compared setting by setting in test/integration/istio-settings' },
   { path: /^\.version\./, reason: 'build information of each implementation' },
   { path: /^\.localConfigErrors$/, reason: 'ztunnel-ts only: rejected local-file edits' },
+  { path: /^\.dns$/, reason: 'ztunnel-ts only: the DNS proxy state (on/off, upstreams, open listeners; docs/dns.md)' },
 ];
 
 export function isKnown(d: Difference): string | undefined {
