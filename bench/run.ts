@@ -38,7 +38,7 @@ const HELP = `usage: npm run bench -- [options]
                        netns bed (root), same load client, ratios ts/Istio (bench/vs-istio.ts); with it:
   --workers 1,2        worker counts to run both implementations at (default 1 and Istio's default here)
   --rounds N           rounds, order rotating (default 3, quick 1)
-  --impls direct,istio,ts  which to run (default all three)`;
+  --impls direct,h2pipe,istio,ts  which to run (default all four; h2pipe = the bare Node HTTP/2 pipe of s2h)`;
 
 interface Settings {
   quick: boolean;
@@ -214,8 +214,8 @@ async function mainVsIstio(argv: string[]): Promise<number> {
   if (workers.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--workers takes positive integers, e.g. 1,2');
   const rounds = Number(val('--rounds') ?? (quick ? 1 : 3));
   const { runVsIstio } = await import('./vs-istio.js');
-  const impls = (val('--impls') ?? 'direct,istio,ts').split(',') as Array<'direct' | 'istio' | 'ts'>;
-  if (impls.some((i) => !['direct', 'istio', 'ts'].includes(i))) throw new Error('--impls takes direct, istio, ts');
+  const impls = (val('--impls') ?? 'direct,h2pipe,istio,ts').split(',') as Array<'direct' | 'h2pipe' | 'istio' | 'ts'>;
+  if (impls.some((i) => !['direct', 'h2pipe', 'istio', 'ts'].includes(i))) throw new Error('--impls takes direct, h2pipe, istio, ts');
   return runVsIstio({
     quick,
     impls,

@@ -29,9 +29,9 @@ import { DAEMON_NODE_FLAGS } from './lib/daemon-flags.js';
 import { bulkOnce, connRateOnce, idleConnections, pingPongOnce, settledRss, type BulkRep, type ConnRateRep, type IdleMeasurement } from './lib/measure.js';
 import { cpuSecondsOf, machineFacts } from './lib/proc-stats.js';
 import type { Bed, BedContext, ProxyProcess } from './lib/scenarios.js';
-import { startSinkServer } from './lib/scenarios.js';
+import { forkListening, startSinkServer } from './lib/scenarios.js';
 import { median, summarizeLatency, type LatencySummary } from './lib/stats.js';
-import { openBenchCa } from './lib/test-ca.js';
+import { issueToFiles, openBenchCa } from './lib/test-ca.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url)); // dist/bench
 const REPO_ROOT = path.resolve(BENCH_DIR, '..', '..');
@@ -42,7 +42,7 @@ const IP_A = '127.0.10.1';
 const IP_B = '127.0.10.2';
 const SERVICE_ACCOUNT = { a: 'sa-a', b: 'sa-b' } as const;
 
-export type Impl = 'direct' | 'istio' | 'ts';
+export type Impl = 'direct' | 'h2pipe' | 'istio' | 'ts';
 
 export interface VsIstioSettings {
   quick: boolean;
@@ -237,6 +237,33 @@ async function startTsPair(workDir: string, configPath: string, caDir: string, w
   }
 }
 
+/**
+ * The bare Node HTTP/2 CONNECT pipe (bench/h2-pipe.ts, scenario s2h) in the same bed: A in ns A,
+ * B in ns B. No SOCKS5: the client connects to A, which carries it as a CONNECT stream to B. The
+ * floor any Node HTTP/2 tunnel has here, so its distance to Istio's ztunnel is Node's, not ours.
+ */
+async function startH2Pipe(workDir: string, caDir: string, target: string): Promise<{ proxies: ProxyProcess[]; port: number; close(): Promise<void> }> {
+  const dir = path.join(workDir, 'h2pipe');
+  mkdirSync(dir, { recursive: true });
+  const [certA, certB] = [await issueToFiles(caDir, dir, 'h2pipe-a'), await issueToFiles(caDir, dir, 'h2pipe-b')];
+  const script = path.join(BENCH_DIR, 'h2-pipe.js');
+  const tlsEnv = (own: typeof certA, peerUri: string) => ({ BENCH_TLS_CERT: own.certPath, BENCH_TLS_KEY: own.keyPath, BENCH_TLS_CA: own.caPath, BENCH_TLS_PEER_URI: peerUri });
+  const started: ChildProcess[] = [];
+  const close = async () => {
+    await Promise.all(started.map((c) => stopChild(c)));
+  };
+  try {
+    const b = await forkListening(script, ['b', IP_B, target], tlsEnv(certB, certA.uri), { wrapper: ['ip', 'netns', 'exec', NS_B] });
+    started.push(b.child);
+    const a = await forkListening(script, ['a', IP_A, `${IP_B}:${b.port}`, target], tlsEnv(certA, certB.uri), { wrapper: ['ip', 'netns', 'exec', NS_A] });
+    started.push(a.child);
+    return { proxies: [{ name: 'A', pid: a.child.pid! }, { name: 'B', pid: b.child.pid! }], port: a.port, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
 /** CPU cores each proxy used during `fn` (CPU seconds / wall seconds). */
 async function coresDuring<T>(proxies: readonly ProxyProcess[], fn: () => Promise<T>): Promise<{ value: T; cores: Record<string, number> }> {
   const before = proxies.map((p) => cpuSecondsOf([p.pid]));
@@ -253,12 +280,22 @@ async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, roun
   let pair: { proxies: ProxyProcess[]; close(): Promise<void> } | null = null;
   const target = { host: IP_B, port: ctx.server.port };
   try {
+    let h2PipePort = 0;
     if (impl === 'istio') pair = await startIstioPair(ctx.bin!, ctx.workDir, ctx.configPath, workers, s.logLevel, round);
     else if (impl === 'ts') pair = await startTsPair(ctx.workDir, ctx.configPath, ctx.caDir, workers, s.logLevel);
+    else if (impl === 'h2pipe') {
+      const p = await startH2Pipe(ctx.workDir, ctx.caDir, `${IP_B}:${ctx.server.port}`);
+      pair = p;
+      h2PipePort = p.port;
+    }
     const proxies = pair?.proxies ?? [];
+    const route: Bed['route'] =
+      impl === 'direct' ? { connect: target }
+      : impl === 'h2pipe' ? { connect: { host: IP_A, port: h2PipePort } }
+      : { connect: { host: impl === 'istio' ? '127.0.0.1' : IP_A, port: 15080 }, socks5Target: target };
     const bed: Bed = {
       id: 's3',
-      route: impl === 'direct' ? { connect: target } : { connect: { host: impl === 'istio' ? '127.0.0.1' : IP_A, port: 15080 }, socks5Target: target },
+      route,
       clientWrapper: ['ip', 'netns', 'exec', NS_A],
       proxies,
       close: async () => {},
@@ -346,10 +383,10 @@ function cell(v: ReturnType<typeof med>, d: number): string {
 export function formatVsIstio(results: ImplRound[], workers: number[]): string {
   const lines: string[] = [];
   for (const w of workers) {
-    const by = (impl: Impl) => results.filter((r) => r.impl === impl && (impl === 'direct' || r.workers === w));
+    const by = (impl: Impl) => results.filter((r) => r.impl === impl && (impl === 'direct' || impl === 'h2pipe' || r.workers === w));
     lines.push(`\n### ${w} worker thread${w === 1 ? '' : 's'} each (medians of the rounds, min–max)\n`);
-    lines.push('| measurement | direct | Istio ztunnel | ztunnel-ts | ts / Istio |');
-    lines.push('|---|---|---|---|---|');
+    lines.push('| measurement | direct | Node HTTP/2 pipe | Istio ztunnel | ztunnel-ts | ts / Istio | pipe / Istio |');
+    lines.push('|---|---|---|---|---|---|---|');
     for (const row of ROWS) {
       if (row.name.startsWith('daemon cores used during bulk')) {
         const f = (impl: Impl) => {
@@ -357,14 +394,15 @@ export function formatVsIstio(results: ImplRound[], workers: number[]): string {
           const b = med(by(impl), (r) => r.bulkCores?.['B']);
           return a && b ? `${a.m.toFixed(2)} / ${b.m.toFixed(2)}` : 'n/a';
         };
-        lines.push(`| ${row.name} | — | ${f('istio')} | ${f('ts')} | |`);
+        lines.push(`| ${row.name} | — | ${f('h2pipe')} | ${f('istio')} | ${f('ts')} | | |`);
         continue;
       }
       const d = row.direct ? med(by('direct'), row.get) : null;
       const i = med(by('istio'), row.get);
       const t = med(by('ts'), row.get);
-      const ratio = i && t && i.m !== 0 ? (t.m / i.m).toFixed(2) : 'n/a';
-      lines.push(`| ${row.name} | ${row.direct ? cell(d, row.digits) : '—'} | ${cell(i, row.digits)} | ${cell(t, row.digits)} | ${ratio} |`);
+      const h = med(by('h2pipe'), row.get);
+      const ratio = (x: typeof t) => (i && x && i.m !== 0 ? (x.m / i.m).toFixed(2) : 'n/a');
+      lines.push(`| ${row.name} | ${row.direct ? cell(d, row.digits) : '—'} | ${cell(h, row.digits)} | ${cell(i, row.digits)} | ${cell(t, row.digits)} | ${ratio(t)} | ${ratio(h)} |`);
     }
     const thr = (impl: Impl) => by(impl).map((r) => (r.threads ? `${r.threads['A']}/${r.threads['B']}` : '?')).join(', ');
     lines.push(`\nOS threads per daemon (A/B): Istio ${thr('istio')}; ztunnel-ts ${thr('ts')}`);
@@ -415,8 +453,9 @@ export async function runVsIstio(s: VsIstioSettings): Promise<number> {
     let order: Impl[] = [...s.impls];
     for (let round = 1; round <= s.rounds; round++) {
       for (const impl of order) {
-        for (const w of impl === 'direct' ? [0] : s.workers) {
-          log(`round ${round}: ${impl}${impl === 'direct' ? '' : ` with ${w} worker${w === 1 ? '' : 's'}`} (load ${os.loadavg()[0]!.toFixed(1)})`);
+        const singleThreaded = impl === 'direct' || impl === 'h2pipe';
+        for (const w of singleThreaded ? [0] : s.workers) {
+          log(`round ${round}: ${impl}${singleThreaded ? '' : ` with ${w} worker${w === 1 ? '' : 's'}`} (load ${os.loadavg()[0]!.toFixed(1)})`);
           results.push(await measureImpl(s, impl, w, round, { bin, workDir, configPath, caDir, server }));
         }
       }

@@ -56,7 +56,7 @@ interface Listening {
 }
 
 /** Forks a script that answers { type: 'listening', port } and waits for it. */
-async function forkListening(script: string, args: string[], env: Record<string, string>, o: { execArgv?: readonly string[]; wrapper?: readonly string[] } = {}): Promise<{ child: ChildProcess; port: number }> {
+export async function forkListening(script: string, args: string[], env: Record<string, string>, o: { execArgv?: readonly string[]; wrapper?: readonly string[] } = {}): Promise<{ child: ChildProcess; port: number }> {
   const child = forkScript(script, { args, env, ...o });
   try {
     const m = await waitForMessage<Listening>(child, (m) => m.type === 'listening', 15_000, path.basename(script));
