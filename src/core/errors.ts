@@ -65,8 +65,8 @@ export const ERRORS = {
   RELAY_RESET: { status: null, flag: 'CONNECT', summary: 'a side of the relay was reset' },
   // --- outbound routing (proxy/route.ts) -----------------------------------------------------
   UNKNOWN_WAYPOINT: { status: null, flag: 'CONNECT', summary: 'the waypoint named by a Service or workload is not in the state' },
-  NO_VALID_DESTINATION: { status: null, flag: 'CONNECT', summary: 'the chosen workload has no IP usable for routing (none of a permitted family)' },
-  UNSUPPORTED_ROUTE: { status: null, flag: 'CONNECT', summary: 'the route needs a feature not supported yet (double HBONE to another network, DNS-resolved workloads)' },
+  NO_VALID_DESTINATION: { status: null, flag: 'CONNECT', summary: 'the chosen workload has no IP usable for routing, or is on another network without a gateway or without a Service' },
+  UNSUPPORTED_ROUTE: { status: null, flag: 'CONNECT', summary: 'the route needs a feature not supported yet (DNS-resolved workloads)' },
   // --- platform / in-pod capture (capture.md §2, §5, §6) -------------------------------------
   NATIVE_UNAVAILABLE: { status: null, flag: 'CONNECT', summary: 'the native socket addon is not built or cannot be loaded (shared mode needs it)' },
   MISSING_CAPABILITIES: { status: null, flag: 'CONNECT', summary: 'cannot call setns or set SO_MARK: make sure ztunnel has CAP_SYS_ADMIN (setns), CAP_NET_ADMIN (SO_MARK) and CAP_NET_RAW' },

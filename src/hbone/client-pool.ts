@@ -167,6 +167,64 @@ export class HbonePool {
     return this.#open(ps, req);
   }
 
+  /**
+   * Double HBONE (hbone.md §8): the inner tunnel through an outer CONNECT stream already open to a
+   * network gateway. mTLS runs again inside that stream, to the final peer, on an HTTP/2
+   * connection of its own that is never pooled (as Istio's ztunnel does: pooling would pin every
+   * connection to one remote workload); it closes with the one stream it carries, and the outer
+   * stream closes with it.
+   */
+  async connectInner(outer: http2.ClientHttp2Stream, req: Omit<HboneConnectRequest, 'nextHop' | 'sourceIp' | 'tos'>): Promise<HboneConnectResult> {
+    const o = this.#opts;
+    const hop = `inner:${req.authority}`;
+    let tlsSocket: tls.TLSSocket | undefined;
+    let session: http2.ClientHttp2Session | undefined;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new ZtunnelError('TLS_HANDSHAKE', `inner TLS handshake for ${req.authority} timed out`)), o.connectTimeoutMs);
+    const onOuterAbort = () => ac.abort(req.signal?.reason);
+    req.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    let stage: 'tls' | 'h2' = 'tls';
+    try {
+      const cert = await o.certs.getCertificate(req.srcIdentity);
+      const ctx = this.#contexts.get(cert, o.tuning);
+      tlsSocket = tls.connect({ socket: outer, ...clientTlsOptions(ctx, req.expectedIdentities, o.tuning) });
+      tlsSocket.on('error', () => {});
+      await waitFor(tlsSocket, 'secureConnect', ['error', 'close'], ac.signal);
+      const peer = peerIdentity(tlsSocket);
+      if (!peer) throw new ZtunnelError('PEER_IDENTITY', `inner peer for ${req.authority} presented no SPIFFE identity`);
+      stage = 'h2';
+      const sock = tlsSocket;
+      session = http2.connect(`https://${req.authority}`, {
+        createConnection: () => sock,
+        settings: { initialWindowSize: o.streamWindowBytes, maxFrameSize: o.frameSizeBytes, maxHeaderListSize: CLIENT_MAX_HEADER_LIST_BYTES, enablePush: false },
+      });
+      session.on('error', (err) => o.logger.debug({ err: err.message, 'dst.hbone_addr': req.authority }, 'hbone inner session error'));
+      const s = session;
+      s.once('close', () => {
+        sock.destroy();
+        if (!outer.closed) outer.close(NGHTTP2_CANCEL);
+      });
+      await waitFor<http2.Settings>(s, 'remoteSettings', ['error', 'close'], ac.signal);
+      const ps: PooledSession = {
+        id: this.#nextId++, key: hop, session: s, peerIdentity: peer, limit: 1, streams: 1,
+        pooled: false, broken: false, lastCheckoutMs: Date.now(),
+      } as PooledSession;
+      return await this.#open(ps, req as HboneConnectRequest);
+    } catch (e) {
+      session?.destroy();
+      tlsSocket?.destroy();
+      if (!outer.closed) outer.close(NGHTTP2_CANCEL);
+      if (e instanceof ZtunnelError) throw e;
+      const msg = e instanceof Error ? e.message : String(e);
+      throw stage === 'tls'
+        ? new ZtunnelError('TLS_HANDSHAKE', `inner TLS handshake for ${req.authority} failed: ${msg}`, { cause: e })
+        : new ZtunnelError('H2_FAILURE', `inner HTTP/2 for ${req.authority} failed: ${msg}`, { cause: e });
+    } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onOuterAbort);
+    }
+  }
+
   stats(): HbonePoolStats {
     let streamsOpen = 0;
     for (const ps of this.#all) streamsOpen += ps.streams;

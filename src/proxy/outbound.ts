@@ -96,8 +96,8 @@ export class OutboundProxy {
       return;
     }
 
-    const hbone = route.kind === 'hbone';
-    const nextHop = route.kind === 'hbone' ? route.nextHop : route.target;
+    const hbone = route.kind === 'hbone' || route.kind === 'double-hbone';
+    const nextHop = route.kind === 'hbone' || route.kind === 'double-hbone' ? route.nextHop : route.target;
     const destination = route.kind === 'passthrough' ? undefined : route.destination;
     const service = route.kind === 'passthrough' ? undefined : route.service;
     const description: ConnectionDescription = {
@@ -107,7 +107,7 @@ export class OutboundProxy {
       ...(hbone ? { srcIdentity: sourceIdentity } : {}),
       dstAddr: nextHop,
       originalDst: dst,
-      ...(route.kind === 'hbone' ? { hboneAddr: route.authority } : {}),
+      ...(route.kind === 'hbone' || route.kind === 'double-hbone' ? { hboneAddr: route.authority } : {}),
       ...(service ? { service: serviceInfo(service) } : {}),
       ...(destination ? { destination: peerInfo(destination, identityOf(destination)), dstIdentity: identityOf(destination) } : {}),
       mtls: hbone,
@@ -119,12 +119,13 @@ export class OutboundProxy {
     let failure: unknown;
     try {
       let upstream: Socket | import('node:http2').ClientHttp2Stream;
+      const hboneHeaders = (): Record<string, string> => ({
+        baggage: workloadBaggage(source),
+        forwarded: buildForwarded(srcAddr, service?.hostname),
+        traceparent: newTraceparent(),
+      });
       if (route.kind === 'hbone') {
-        const headers: Record<string, string> = {
-          baggage: workloadBaggage(source),
-          forwarded: buildForwarded(srcAddr, service?.hostname),
-          traceparent: newTraceparent(),
-        };
+        const headers = hboneHeaders();
         // capture.md §8: a direct hop to podIP:<targetPort> carries the DSCP mark from its SYN on,
         // so the destination pod's in-pod rule sends it to 15008 (waypoint hops dial 15008).
         const transparentHop = opts.transparentNetworkPolicies && !route.viaWaypoint && opts.dscpMark !== undefined;
@@ -138,6 +139,26 @@ export class OutboundProxy {
           signal: abort.signal,
         });
         upstream = res.stream;
+      } else if (route.kind === 'double-hbone') {
+        // hbone.md §8: outer CONNECT to the gateway, then mTLS + CONNECT inside it to the final
+        // peer; the inner request also names this ztunnel's network (x-forwarded-network).
+        const headers = hboneHeaders();
+        const outer = await deps.pool.connect({
+          srcIdentity: sourceIdentity,
+          expectedIdentities: route.expectedIdentities,
+          nextHop: route.nextHop,
+          authority: route.authority,
+          headers,
+          signal: abort.signal,
+        });
+        const inner = await deps.pool.connectInner(outer.stream, {
+          srcIdentity: sourceIdentity,
+          expectedIdentities: route.finalIdentities,
+          authority: route.authority,
+          headers: { ...headers, 'x-forwarded-network': opts.network },
+          signal: abort.signal,
+        });
+        upstream = inner.stream;
       } else {
         upstream = await deps.sockets.connect({
           host: route.target.ip,

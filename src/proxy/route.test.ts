@@ -127,7 +127,7 @@ const rows: Row[] = [
   { name: 'a HostNetwork workload is not found by IP: passthrough', dst: '192.168.0.5', port: 10250, want: { kind: 'passthrough', target: { ip: '192.168.0.5', port: 10250 } } },
   { name: 'a Namespace-visibility Service is hidden from other namespaces', dst: '10.96.0.66', port: 80, want: { kind: 'passthrough', target: { ip: '10.96.0.66', port: 80 } } },
   { name: 'a Namespace-visibility Service is used by its own namespace', dst: '10.96.0.66', port: 80, source: teamClient, want: { kind: 'hbone', authority: '10.244.5.5:8080' } },
-  { name: 'an endpoint on another network needs double HBONE: not supported yet', dst: '10.96.0.44', port: 80, want: { kind: 'reject', code: 'UNSUPPORTED_ROUTE', message: /double HBONE/ } },
+  { name: "an endpoint on another network without a network gateway: Istio's \"no valid routing destination\"", dst: '10.96.0.44', port: 80, want: { kind: 'reject', code: 'NO_VALID_DESTINATION', message: /no valid routing destination for workload: c1\/\/Pod\/shop\/remote/ } },
   { name: 'a DNS-resolved workload is not supported yet', dst: '10.96.0.33', port: 5432, want: { kind: 'reject', code: 'UNSUPPORTED_ROUTE', message: /DNS/ } },
   { name: 'without a source workload a public Service still routes', dst: '10.96.31.7', port: 80, source: null, want: { kind: 'hbone', authority: '10.244.2.45:8080' } },
 ];
@@ -208,5 +208,41 @@ t.test('endpoints are picked in proportion to their capacity', async (t) => {
     let first = 0;
     for (let i = 0; i < 4000; i++) if (hopOf(svc, random).startsWith('10.244.9.9 ')) first++;
     t.ok(first > 2800 && first < 3200, `${first} of 4000 to the weight-3 waypoint`);
+  });
+}
+
+// --- double HBONE through a network gateway (hbone.md §8; Istio's build_request_through_gateway) ---
+{
+  const gwAddr: GatewayAddress = { destination: { kind: 'address', address: { network: 'west', ip: '172.16.0.10' } }, hboneMtlsPort: 15008 };
+  const gwWorkload = workload({ uid: 'c2//Pod/istio-system/eastwest', namespace: 'istio-system', serviceAccount: 'eastwest', network: 'west', workloadIps: ['172.16.0.10'] });
+  const remoteEp = workload({ uid: 'c2//Pod/shop/api-west', namespace: 'shop', serviceAccount: 'api', network: 'west', workloadIps: ['10.250.1.1'], networkGateway: gwAddr, services: svcOf('shop/api.shop.svc.cluster.local', { 80: 8080 }) });
+  const remoteWp = workload({ uid: 'c2//Pod/shop/wp-west', namespace: 'shop', serviceAccount: 'wp', network: 'west', workloadIps: ['10.250.9.9'], networkGateway: gwAddr, services: svcOf('shop/wp.shop.svc.cluster.local', { 15008: 15008 }) });
+  const wpWest: GatewayAddress = { destination: { kind: 'hostname', namespace: 'shop', hostname: 'wp.shop.svc.cluster.local' }, hboneMtlsPort: 15008 };
+  const st = new State();
+  st.apply({
+    workloads: { upsert: [frontend, gwWorkload, remoteEp, remoteWp], remove: [] },
+    services: { upsert: [
+      service({ hostname: 'api.shop.svc.cluster.local', namespace: 'shop', vips: vip('10.96.1.1'), ports: ports({ 80: 8080 }), subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/api'] }),
+      service({ hostname: 'wp.shop.svc.cluster.local', namespace: 'shop', vips: vip('10.96.9.10'), ports: ports({ 15008: 15008 }), subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/wp'] }),
+      service({ hostname: 'viawp.shop.svc.cluster.local', namespace: 'shop', vips: vip('10.96.1.2'), ports: ports({ 80: 8080 }), waypoint: wpWest }),
+    ], remove: [] },
+  });
+  const route = (ip: string) => buildRoute(st, { source: frontend, dst: { ip, port: 80 }, network: '' }, baseOpts);
+  const summary = (r: Route) => (r.kind === 'double-hbone'
+    ? { kind: r.kind, nextHop: `${r.nextHop.ip}:${r.nextHop.port}`, authority: r.authority, outer: r.expectedIdentities.map(formatIdentity), inner: r.finalIdentities.map(formatIdentity), viaWaypoint: r.viaWaypoint }
+    : r);
+
+  t.test('a Service endpoint on another network: outer CONNECT to its gateway with authority hostname:port, inner verified against the Service SANs', async (t) => {
+    t.same(summary(route('10.96.1.1')), {
+      kind: 'double-hbone', nextHop: '172.16.0.10:15008', authority: 'api.shop.svc.cluster.local:80',
+      outer: ['spiffe://cluster.local/ns/istio-system/sa/eastwest'], inner: ['spiffe://cluster.local/ns/shop/sa/api'], viaWaypoint: false,
+    });
+  });
+
+  t.test("a Service whose waypoint is on another network: through the waypoint's network gateway, inner verified against the waypoint Service SANs", async (t) => {
+    t.same(summary(route('10.96.1.2')), {
+      kind: 'double-hbone', nextHop: '172.16.0.10:15008', authority: 'viawp.shop.svc.cluster.local:80',
+      outer: ['spiffe://cluster.local/ns/istio-system/sa/eastwest'], inner: ['spiffe://cluster.local/ns/shop/sa/wp'], viaWaypoint: true,
+    });
   });
 }

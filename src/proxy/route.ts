@@ -49,6 +49,22 @@ export type Route =
       readonly destination?: Workload;
       readonly service?: Service;
       readonly viaWaypoint: boolean;
+    }
+  /**
+   * Double HBONE through the destination network's gateway (hbone.md §8): an outer CONNECT to the
+   * gateway (`nextHop`, verified against `expectedIdentities`) with `authority` =
+   * `<service hostname>:<port>`, and inside it mTLS + CONNECT to the final peer, verified against
+   * `finalIdentities`. `destination` is the gateway workload (the peer this ztunnel talks to).
+   */
+  | {
+      readonly kind: 'double-hbone';
+      readonly nextHop: SocketAddr;
+      readonly authority: string;
+      readonly expectedIdentities: Identity[];
+      readonly finalIdentities: Identity[];
+      readonly destination: Workload;
+      readonly service: Service;
+      readonly viaWaypoint: boolean;
     };
 
 type Reject = Extract<Route, { kind: 'reject' }>;
@@ -89,9 +105,11 @@ export function buildRoute(state: StateView, input: RouteInput, opts: RouteOptio
   }
   const w = upstream.workload;
 
-  // 3. Another network needs double HBONE through its gateway (hbone.md §8): not supported yet.
+  // 3. Another network: double HBONE through its gateway (hbone.md §8). Istio's ztunnel crosses
+  // networks only for Service-addressed traffic.
   if (w.network !== network) {
-    return reject('UNSUPPORTED_ROUTE', `double HBONE to network ${JSON.stringify(w.network)} (workload ${w.uid}) is not supported yet`);
+    if (!upstream.service) return reject('NO_VALID_DESTINATION', `no service for target address: ${formatAddr(dst)}`);
+    return throughGateway(state, input, opts, w, upstream.service, false, upstream.service.subjectAltNames);
   }
 
   // 4. Workload-addressed, the workload has a waypoint, and we are not that waypoint.
@@ -189,8 +207,10 @@ function resolveWaypoint(state: StateView, g: GatewayAddress, input: RouteInput,
 function viaWaypoint(state: StateView, input: RouteInput, opts: RouteOptions, g: GatewayAddress, addressed: Service | undefined): Route {
   const wp = resolveWaypoint(state, g, input, opts);
   if ('kind' in wp) return wp;
-  if (wp.workload.network !== input.network) {
-    return reject('UNSUPPORTED_ROUTE', `double HBONE to a waypoint on network ${JSON.stringify(wp.workload.network)} is not supported yet`);
+  // A Service's waypoint on another network is reached through that network's gateway (Istio's
+  // build_request_through_gateway); a workload's waypoint is dialled directly, as Istio does.
+  if (addressed && wp.workload.network !== input.network) {
+    return throughGateway(state, input, opts, wp.workload, addressed, true, wp.service?.subjectAltNames ?? []);
   }
   return {
     kind: 'hbone',
@@ -202,6 +222,34 @@ function viaWaypoint(state: StateView, input: RouteInput, opts: RouteOptions, g:
     destination: wp.workload,
     ...(addressed ? { service: addressed } : {}),
     viaWaypoint: true,
+  };
+}
+
+/**
+ * Double HBONE to `w` (a remote endpoint or a remote waypoint) for Service `service`: the outer hop
+ * goes to `w`'s network gateway; the inner tunnel is verified against the SANs Istio's ztunnel uses
+ * (the Service's, or the waypoint Service's, subjectAltNames), or `w`'s own identity when there are
+ * none. No gateway: Istio's "no valid routing destination".
+ */
+function throughGateway(state: StateView, input: RouteInput, opts: RouteOptions, w: Workload, service: Service, viaWaypoint: boolean, sans: readonly string[]): Route {
+  if (!w.networkGateway) return reject('NO_VALID_DESTINATION', `no valid routing destination for workload: ${w.uid} (network ${JSON.stringify(w.network)} has no gateway)`);
+  const gw = resolveWaypoint(state, w.networkGateway, input, opts);
+  if ('kind' in gw) return reject(gw.code === 'UNKNOWN_WAYPOINT' ? 'NO_VALID_DESTINATION' : gw.code, gw.message.replace(/^waypoint /, 'network gateway '));
+  const finalIdentities: Identity[] = [];
+  for (const san of sans) {
+    const id = parseIdentity(san);
+    if (id && !finalIdentities.some((o) => identityEquals(o, id))) finalIdentities.push(id);
+  }
+  if (finalIdentities.length === 0) finalIdentities.push(identityOf(w));
+  return {
+    kind: 'double-hbone',
+    nextHop: { ip: gw.ip, port: gw.port },
+    authority: `${service.hostname}:${input.dst.port}`,
+    expectedIdentities: expectedIdentities(gw.workload, gw.service),
+    finalIdentities,
+    destination: gw.workload,
+    service,
+    viaWaypoint,
   };
 }
 
