@@ -133,7 +133,7 @@ export class DnsHandler {
       'src.workload': client.name || 'unknown',
       'src.namespace': client.namespace || 'unknown',
       query: q.type,
-      domain: `${q.name}.`,
+      domain: `${q.name.toLowerCase()}.`,
       result,
       endpoints,
     });

@@ -66,7 +66,7 @@ const rows: Row[] = [
   { name: 'without a client-namespace or canonical match the first Service wins', q: 'shared.example.com', want: ['shared.example.com A 240.240.0.3'] },
   { name: 'PREFERED_SERVICE_NAMESPACE breaks the tie', q: 'shared.example.com', s: { preferedServiceNamespace: 'ns4' }, want: ['shared.example.com A 240.240.0.4'] },
   { name: 'pod hostnames are not answered (forwarded, as Istio)', q: 'a.headless.ns1.svc.cluster.local', want: 'forward' },
-  { name: 'names are matched case-sensitively, as Istio does (forwarded)', q: 'WEB.ns1.svc.cluster.local', want: 'forward' },
+  { name: 'names are matched case-insensitively and answered lower-case, as Istio does', q: 'WEB.ns1.svc.cluster.local', want: ['web.ns1.svc.cluster.local A 10.96.0.10'] },
 ];
 
 for (const r of rows) {

@@ -63,7 +63,8 @@ export function resolveQuestion(
 ): Resolution {
   const type = question.type;
   if (type !== 'A' && type !== 'AAAA') return { kind: 'forward', reason: 'record type' };
-  const requested = trimDot(question.name);
+  // Istio's DNS server lower-cases the question first; answers carry the lower-case name.
+  const requested = trimDot(question.name).toLowerCase();
   const match = findService(requested, state, client, settings);
   if (!match) return { kind: 'forward', reason: 'unknown host' };
 
