@@ -3,12 +3,15 @@ import { isIP, isIPv4 } from 'node:net';
 
 /** Canonical textual IP: IPv4 dotted, IPv6 compressed lower-case; `::ffff:a.b.c.d` → IPv4 (capture.md §3). */
 export function canonicalIp(ip: string): string | null {
+  // Fast path, taken for nearly every socket address: node:net's isIPv4 accepts only the
+  // canonical dotted form (no leading zeros, no spaces), so such a string is its own answer.
+  if (isIPv4(ip)) return ip;
   let s = ip.trim();
   if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
   const zone = s.indexOf('%');
   if (zone >= 0) s = s.slice(0, zone);
   const fam = isIP(s);
-  if (fam === 4) return s.split('.').map((o) => String(Number(o))).join('.');
+  if (fam === 4) return s;
   if (fam !== 6) return null;
   const bytes = ipToBytes(s);
   if (!bytes) return null;
