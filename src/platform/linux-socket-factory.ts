@@ -12,7 +12,7 @@
 import { createSocket, type Socket as DatagramSocket } from 'node:dgram';
 import { openSync, closeSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
-import { constants as osConstants } from 'node:os';
+import { constants as osConstants, endianness } from 'node:os';
 import { canonicalIp, ipFamily, type SocketAddr } from '../core/net.js';
 import { serverHasHandle, socketFd } from '../core/node-internals.js';
 import { ZtunnelError, err, ok, type Result } from '../core/errors.js';
@@ -49,10 +49,13 @@ export const SOCKOPT = {
   TCP_KEEPIDLE: 4,
   TCP_KEEPINTVL: 5,
   TCP_KEEPCNT: 6,
+  TCP_INFO: 11,
   TCP_USER_TIMEOUT: 18,
 } as const;
 
 const EINPROGRESS = osConstants.errno.EINPROGRESS;
+const TCP_ESTABLISHED = 1;
+const LITTLE_ENDIAN = endianness() === 'LE';
 const EINVAL = osConstants.errno.EINVAL;
 
 export interface LinuxSocketFactoryOptions {
@@ -183,7 +186,7 @@ export class LinuxSocketFactory implements SocketFactory {
       }
       const c = this.addon.connectAddr(fd, host, opts.port);
       if (c < 0 && c !== -EINPROGRESS) throw errnoError(c, 'connect', target);
-      if (c !== 0) await this.awaitConnected(fd, target, opts);
+      if (c !== 0 && !this.established(fd)) await this.awaitConnected(fd, target, opts);
     } catch (e) {
       this.addon.closeFd(fd);
       throw e;
@@ -304,6 +307,17 @@ export class LinuxSocketFactory implements SocketFactory {
   private must(fd: number, level: number, name: number, value: number, label: string): void {
     const r = this.addon.setSockOptInt(fd, level, name, value);
     if (r < 0) throw errnoError(r, `setsockopt(${label})`);
+  }
+
+  // A non-blocking connect to a local address (loopback, a pod on this node) has usually finished
+  // its handshake before connect(2) returns EINPROGRESS: the peer's SYN-ACK is processed on the
+  // way out of the syscall. Then the fd is handed to Node at once, without the poll watcher, its
+  // timer and an extra event-loop turn (issue 12: ~15 µs less CPU per spoofed connect). The
+  // state is the first byte of struct tcp_info (linux/tcp.h; TCP_ESTABLISHED = 1).
+  private established(fd: number): boolean {
+    const v = this.addon.getSockOptInt(fd, SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_INFO);
+    if (v < 0) return false;
+    return (LITTLE_ENDIAN ? v & 0xff : v >>> 24) === TCP_ESTABLISHED;
   }
 
   // Waits for a non-blocking connect on Node's event loop: writable → SO_ERROR decides. The
