@@ -12,6 +12,7 @@ import type { CertificateProvider } from '../tls/certificate.js';
 import { SecureContextCache, serverTlsOptions, type TlsTuning } from '../tls/secure-context.js';
 import { checkClientTrustDomain } from '../tls/verify.js';
 import type { Logger } from '../telemetry/logger.js';
+import { noteUnauthenticatedClose } from '../platform/memory-reclaim.js';
 import { startKeepalive } from './keepalive.js';
 import { watchSessionReads } from './read-watchdog.js';
 import { RELAY_HIGH_WATER_MARK, raiseHighWaterMarks } from './stream-buffers.js';
@@ -272,6 +273,7 @@ export class HboneServer {
   /** Ends a connection that never reached HTTP/2: logged once, then closed (or reset). */
   #failHandshake(socket: net.Socket, tlsSocket: tls.TLSSocket | undefined, remote: SocketAddr, local: SocketAddr, err: ZtunnelError): void {
     if (!this.#handshaking.delete(socket)) return;
+    noteUnauthenticatedClose();
     if (this.#opts.onHandshakeFailed) this.#opts.onHandshakeFailed(remote, local, err);
     else this.#opts.logger.warn({ 'src.addr': `${remote.ip}:${remote.port}`, error: err.message }, 'connection failed');
     tlsSocket?.destroy();
