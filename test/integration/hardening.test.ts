@@ -394,3 +394,53 @@ t.test('item 6: a peer\'s baggage cannot put arbitrary values or lengths into me
   t.notMatch(metrics, /zzzzzzzzzz/, 'a 60 KB value is not');
   t.notMatch(metrics, /has spaces/, 'a value that is not a name is not');
 });
+
+t.test('item 2: with its fds used up by idle connections, the daemon stays up, its tunnels keep working and readiness comes back', async (t) => {
+  const ip = randomLoopback();
+  const cfg = writeTemp(dir, 'c.yaml', `
+workloads:
+- uid: Kubernetes//Pod/shop/c
+  name: c
+  namespace: shop
+  serviceAccount: sa-c
+  trustDomain: cluster.local
+  workloadIps: ["${ip}"]
+  protocol: HBONE
+  services: {}
+`);
+  const app = await startEchoServer(ip);
+  t.teardown(() => app.close());
+  const c = await startDaemon({ name: 'C', wrapper: ['prlimit', '--nofile=160:160', '--'], env: dedicatedEnv({ workloadInfo: 'shop/c/sa-c', ip, config: cfg, stateDir: `${dir}/ca` }) });
+  t.teardown(() => c.stop());
+  // An established tunnel before the flood.
+  const session = await new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+    const s = http2.connect(`https://${ip}:15008`, { ca: [...client.rootsPem], cert: client.chainPem.join(''), key: client.keyPem, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  const req = session.request({ ':method': 'CONNECT', ':authority': `${ip}:${app.port}` }, { endStream: false });
+  await new Promise((r) => req.once('response', r));
+  const echoOnce = (text: string) => new Promise<string>((resolve) => {
+    req.once('data', (d: Buffer) => resolve(d.toString()));
+    req.write(text);
+  });
+  t.equal(await echoOnce('before'), 'before');
+  // The flood: more idle TCP connections than the daemon has fds.
+  const flood: net.Socket[] = [];
+  for (let i = 0; i < 300; i++) {
+    const s = net.connect({ host: ip, port: 15008 });
+    s.on('error', () => {});
+    flood.push(s);
+  }
+  t.teardown(() => flood.forEach((s) => s.destroy()));
+  await until(() => flood.every((s) => !s.connecting || s.destroyed), 'every flood connection connected or failed');
+  t.equal(await echoOnce('during'), 'during', 'the established tunnel carries bytes while fds are short');
+  // The handshake deadline frees the fds; readiness answers again and the daemon is still up.
+  await until(() => flood.every((s) => s.destroyed || s.readableEnded || s.closed), 'the daemon closed the idle connections', 40_000);
+  const ready = await c.http('readiness', '/healthz/ready');
+  t.equal(ready.status, 200, 'readiness answers');
+  t.equal(c.child.exitCode, null, 'the daemon is still running');
+  t.equal(await echoOnce('after'), 'after', 'the tunnel still works');
+});
