@@ -14,6 +14,12 @@ export interface X509Toolkit {
 }
 
 let loading: Promise<X509Toolkit> | undefined;
+let loaded: X509Toolkit | undefined;
+
+/** The library if this thread has loaded it already (synchronous code paths: peer checks in handshakes). */
+export function loadedX509(): X509Toolkit | undefined {
+  return loaded;
+}
 
 export function loadX509(): Promise<X509Toolkit> {
   loading ??= import('reflect-metadata')
@@ -21,7 +27,8 @@ export function loadX509(): Promise<X509Toolkit> {
     .then((x509) => {
       const crypto = globalThis.crypto as webcrypto.Crypto;
       x509.cryptoProvider.set(crypto as never);
-      return { x509, crypto };
+      loaded = { x509, crypto };
+      return loaded;
     });
   return loading;
 }

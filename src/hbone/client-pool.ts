@@ -21,7 +21,7 @@ import { formatIdentity, type Identity } from '../core/spiffe.js';
 import type { KeepaliveOptions, SocketFactory } from '../platform/socket-factory.js';
 import type { CertificateProvider } from '../tls/certificate.js';
 import { SecureContextCache, clientTlsOptions, type TlsTuning } from '../tls/secure-context.js';
-import { peerIdentity } from '../tls/verify.js';
+import { peerIdentity, prepareLeafChecks } from '../tls/verify.js';
 import type { Logger } from '../telemetry/logger.js';
 import { startKeepalive } from './keepalive.js';
 import { watchSessionReads } from './read-watchdog.js';
@@ -373,6 +373,7 @@ export class HbonePool {
       tcp.setNoDelay(true); // perf-notes.md knob 5: on the raw socket, before TLS wraps it
 
       stage = 'tls';
+      await prepareLeafChecks(); // the peer's leaf is read with @peculiar/x509 (tls/verify.ts)
       tlsSocket = tls.connect({ socket: tcp, ...clientTlsOptions(ctx, req.expectedIdentities, o.tuning) });
       // Dialed sockets are half-open capable; an HTTP/2 transport must close on the peer's FIN.
       tlsSocket.allowHalfOpen = false;

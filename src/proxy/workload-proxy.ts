@@ -22,6 +22,7 @@ import { InboundHboneProxy, authorize } from './inbound.js';
 import { InboundPlaintextProxy } from './inbound-plaintext.js';
 import { OutboundProxy } from './outbound.js';
 import { Socks5Handler } from './socks5.js';
+import { prepareLeafChecks } from '../tls/verify.js';
 
 export const HBONE_PORT = 15008;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -110,6 +111,8 @@ export class WorkloadProxy {
 
   /** Binds every listener; connections are queued until startAccepting() (bind before accept). */
   async bind(): Promise<void> {
+    // Peer certificates are read with @peculiar/x509 in this thread's handshakes (tls/verify.ts).
+    await prepareLeafChecks();
     for (const [kind, addr] of Object.entries(this.o.listeners) as [Kind, BindAddr | undefined][]) {
       if (!addr) continue;
       const transparent = kind === 'socks5' ? 'off' : this.o.transparent;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type tls from 'node:tls';
 import { isZtunnelError } from '../core/errors.js';
-import { hasCaTrueBasicConstraints, verifyServerIdentity } from './verify.js';
+import { isCaCertificate, verifyServerIdentity } from './verify.js';
 
 const id = (sa: string, td = 'cluster.local', ns = 'default') => ({ trustDomain: td, namespace: ns, serviceAccount: sa });
 const peer = (subjectaltname: string | undefined): tls.PeerCertificate => ({ subjectaltname } as tls.PeerCertificate);
@@ -53,6 +53,9 @@ t.test('item 11: a CA certificate (CA:TRUE) is never a peer leaf, whatever its k
     t.ok(isZtunnelError(e) && e.code === 'TLS_HANDSHAKE', `${name}: refused`);
     t.match(e?.message, /CA:TRUE/);
   }
-  t.equal(hasCaTrueBasicConstraints(new X509Certificate(root.certPem).raw), true, 'the root itself reads as CA:TRUE');
-  t.equal(hasCaTrueBasicConstraints(new X509Certificate(plain.chainPem[0]!).raw), false, 'a leaf without BasicConstraints reads as not a CA');
+  t.equal(isCaCertificate({ raw: new X509Certificate(root.certPem).raw, ca: true }), true, 'the root itself reads as CA:TRUE');
+  t.equal(isCaCertificate({ raw: new X509Certificate(plain.chainPem[0]!).raw, ca: false }), false, 'a leaf without BasicConstraints reads as not a CA');
+  t.equal(isCaCertificate({ raw: new X509Certificate(caNoCertSign.chainPem[0]!).raw, ca: false }), true, 'CA:TRUE without keyCertSign reads as a CA although OpenSSL says no');
+  const garbage = isCaCertificate({ raw: Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01]), ca: false });
+  t.ok(garbage instanceof Error, 'an unreadable certificate is an error (refused), not "not a CA"');
 });

@@ -4,6 +4,7 @@ import type tls from 'node:tls';
 import { ZtunnelError } from '../core/errors.js';
 import { tlsVerifyError } from '../core/node-internals.js';
 import { formatIdentity, identityEquals, parseIdentity, peerIdentityFromSanText, uriSansFromNodeText, type Identity } from '../core/spiffe.js';
+import { loadX509, loadedX509 } from '../core/x509.js';
 import { checkRevocation } from './crl.js';
 
 /** The peer's identity: its first URI SAN in SPIFFE form, or null (no certificate / no such SAN). */
@@ -41,32 +42,35 @@ export function verifyServerIdentity(peerCert: tls.PeerCertificate, expected: re
  * usage (serverAuth / clientAuth) are checked by OpenSSL's chain verification already.
  */
 function leafError(cert: tls.PeerCertificate | undefined, side: 'client' | 'server'): ZtunnelError | undefined {
-  // Node's `ca` field is OpenSSL's X509_check_ca, false for CA:TRUE without keyCertSign usage;
-  // webpki looks at BasicConstraints alone, so the extension is read from the DER.
-  if (cert && ((cert as { ca?: boolean }).ca === true || (cert.raw && hasCaTrueBasicConstraints(cert.raw)))) {
-    return new ZtunnelError('TLS_HANDSHAKE', `${side} certificate is a CA certificate (CA:TRUE), not an end entity`);
-  }
-  return undefined;
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  const ca = isCaCertificate(cert);
+  if (ca === false) return undefined;
+  return new ZtunnelError('TLS_HANDSHAKE', ca === true
+    ? `${side} certificate is a CA certificate (CA:TRUE), not an end entity`
+    : `${side} certificate could not be read: ${ca.message}`);
 }
 
-/** DER of the BasicConstraints extension id (2.5.29.19). */
-const BASIC_CONSTRAINTS_OID = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x13]);
-
 /**
- * Whether a certificate's DER has a BasicConstraints extension with cA TRUE: OID, optional
- * `critical` BOOLEAN, OCTET STRING { SEQUENCE { BOOLEAN TRUE, ... } }. Every occurrence of the OID
- * is looked at, so text that imitates an extension (inside a SAN) cannot hide the real one.
+ * Whether the certificate's BasicConstraints say cA TRUE, read with @peculiar/x509 (webpki looks at
+ * that extension alone; Node's `ca` field is OpenSSL's X509_check_ca, which is false for CA:TRUE
+ * without keyCertSign usage). An unreadable certificate is an Error (refused). The library is
+ * loaded before any handshake of this thread (`prepareLeafChecks`); should it not be, Node's own
+ * reading is used, which still refuses every CA that may sign.
  */
-export function hasCaTrueBasicConstraints(der: Buffer): boolean {
-  let i = der.indexOf(BASIC_CONSTRAINTS_OID);
-  while (i >= 0) {
-    let j = i + BASIC_CONSTRAINTS_OID.length;
-    if (der[j] === 0x01 && der[j + 1] === 0x01) j += 3; // critical
-    // OCTET STRING (short length) holding SEQUENCE (short length) whose first element is BOOLEAN
-    if (der[j] === 0x04 && der[j + 2] === 0x30 && der[j + 4] === 0x01 && der[j + 5] === 0x01 && der[j + 6] !== 0x00 && der[j + 3]! > 0) return true;
-    i = der.indexOf(BASIC_CONSTRAINTS_OID, i + 1);
+export function isCaCertificate(cert: Pick<tls.PeerCertificate, 'raw' | 'ca'>): boolean | Error {
+  const tk = loadedX509();
+  if (!tk || !cert.raw) return cert.ca === true;
+  try {
+    const ext = new tk.x509.X509Certificate(cert.raw).getExtension(tk.x509.BasicConstraintsExtension);
+    return ext?.ca === true;
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
   }
-  return false;
+}
+
+/** Loads what the peer checks read certificates with; awaited before this thread's first handshake. */
+export async function prepareLeafChecks(): Promise<void> {
+  await loadX509();
 }
 
 /**
