@@ -99,6 +99,12 @@ export interface StartOptions {
   /** Send the CNI stand-in's snapshot after the hello (default true). */
   readonly snapshot?: boolean;
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Start a second ztunnel-ts while the node's current one still runs (a rolling update): the CNI
+   * stand-in keeps the old ZDS connection and enrolls the pods with the new process too, whose
+   * in-pod listeners join the old ones with SO_REUSEPORT. `node.ztunnel` becomes the new one.
+   */
+  readonly takeOver?: boolean;
 }
 
 export interface Bed {
@@ -358,10 +364,10 @@ export async function createBed(opts: BedOptions = {}): Promise<Bed> {
   writeConfig(opts);
 
   const startZtunnel = async (node: BedNode, s: StartOptions = {}): Promise<Daemon> => {
-    if (node.ztunnel && node.ztunnel.child.exitCode === null && node.ztunnel.child.signalCode === null) {
+    if (!s.takeOver && node.ztunnel && node.ztunnel.child.exitCode === null && node.ztunnel.child.signalCode === null) {
       throw new Error(`${node.name}: ztunnel already running`);
     }
-    const accepted = node.cni.accept();
+    const accepted = node.cni.accept({ keepOld: s.takeOver ?? false });
     const daemon = await startDaemon({
       name: node.name,
       wrapper: ['ip', 'netns', 'exec', node.netns],

@@ -35,9 +35,9 @@ export class CniStandIn {
     execFileSync(REDIRECT_SCRIPT, ['install', pod.netns, ...this.redirectArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
-  /** Waits for the node's ztunnel to connect and say hello. */
-  async accept(): Promise<ZdsTestConnection> {
-    this.conn?.close();
+  /** Waits for the node's ztunnel to connect and say hello (`keepOld`: leave the previous one open). */
+  async accept(o: { keepOld?: boolean } = {}): Promise<ZdsTestConnection> {
+    if (!o.keepOld) this.conn?.close();
     this.conn = await this.server.accept();
     return this.conn;
   }
