@@ -376,7 +376,7 @@ if (netnsAvailable(t)) {
     };
     t.teardown(unblock);
     const ack = await na.cni.add({ uid: a2.uid, info: { name: 'a2', namespace: a2.namespace, serviceAccount: a2.serviceAccount }, netnsFd: a2.netnsFd, netns: a2.netns });
-    t.match(ack.error, /EADDRINUSE/, 'NACK names the bind failure');
+    t.match(ack.error, /address in use|EADDRINUSE/, 'NACK names the bind failure');
     const notReady = await bed.http(na, 'readiness', '/healthz/ready');
     t.equal(notReady.body, 'not ready, pending: workload proxy manager\n', 'readiness is pending while a pod is pending');
     t.equal(await metric(bed, na, 'workload_manager_pending_proxy_count'), 1);
