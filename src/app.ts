@@ -19,6 +19,7 @@ import { SecretManager } from './identity/secret-manager.js';
 import { PlainSocketFactory } from './platform/plain-socket-factory.js';
 import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
 import { loadNativeAddon } from './platform/native-addon.js';
+import { MemoryTrimmer } from './platform/memory.js';
 import { transparentMode, type SocketFactory } from './platform/socket-factory.js';
 import { WorkloadProxy } from './proxy/workload-proxy.js';
 import type { SharedMode } from './inpod/shared-mode.js';
@@ -140,11 +141,14 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   const done = new Promise<void>((r) => (resolveDone = r));
   const proxies: WorkloadProxy[] = [];
   let inpod: SharedMode | undefined; // shared mode: the pod proxies (capture.md §6)
+  // Gives freed native memory back after start-up and after bursts (platform/memory.ts).
+  let trimmer: MemoryTrimmer | undefined;
   const beforeStop: Array<() => Promise<void>> = []; // e.g. the /quitquitquit answer (ports-and-modes.md §5)
   const shutdown = (): Promise<void> => {
     shutdownPromise ??= (async () => {
       log.info({ deadlineMs: config.drainDeadlineMs }, 'draining');
       for (const d of dnsServers) d.close();
+      trimmer?.stop();
       await Promise.allSettled([...proxies.map((p) => p.close(config.drainDeadlineMs)), inpod?.close(config.drainDeadlineMs)]);
       // Records of force-closed connections are written before exit (telemetry.md §3). Aborted
       // ends close within milliseconds, but a loaded node can take over a second to run their
@@ -254,6 +258,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     }
     proxyReady();
     log.info({ mode: config.proxyMode, node: config.nodeName, inpodUds: config.inpodUds, ...addresses }, 'ztunnel-ts ready');
+    trimmer = new MemoryTrimmer({ openConnections: () => recorder.openCount });
     return { readiness, state, addresses, shutdown, done, exitCode: () => exitCode };
   }
   const info = config.proxyWorkloadInfo!;
@@ -316,6 +321,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   for (const p of proxies) p.startAccepting();
   proxyReady();
   log.info({ mode: config.proxyMode, identity: formatIdentity(identity), ...addresses }, 'ztunnel-ts ready');
+  trimmer = new MemoryTrimmer({ openConnections: () => recorder.openCount });
   return { readiness, state, addresses, shutdown, done };
 }
 

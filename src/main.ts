@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // Process entry: signals and exit codes (ports-and-modes.md §5). The only process.exit.
 import { runCli } from './cli.js';
+import { limitMallocArenas } from './platform/memory.js';
+
+// Before the daemon starts its threads (platform/memory.ts).
+limitMallocArenas();
 
 const outcome = await runCli({
   argv: process.argv.slice(2),

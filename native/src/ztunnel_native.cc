@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
@@ -560,6 +561,24 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   std::unique_ptr<Napi::AsyncContext> context_;
 };
 
+// glibc's allocator: malloc_trim(0) returns free heap pages (in every arena) to the kernel;
+// mallopt(M_ARENA_MAX, n) caps how many arenas threads spread over. Both are process-wide and
+// cheap to call; src/platform/memory.ts decides when.
+Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+}
+
+Napi::Value MallocArenaMax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "mallocArenaMax(n): n must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) return Napi::Number::New(env, -EINVAL);
+  return Napi::Number::New(env, mallopt(M_ARENA_MAX, n) == 1 ? 0 : -EINVAL);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::call_once(g_self_netns_once, [] {
     g_self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -578,6 +597,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("acceptFd", Napi::Function::New(env, AcceptFd, "acceptFd"));
   exports.Set("sendMessage", Napi::Function::New(env, SendMessage, "sendMessage"));
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
+  exports.Set("mallocArenaMax", Napi::Function::New(env, MallocArenaMax, "mallocArenaMax"));
   exports.Set("FdWatcher", FdWatcher::Init(env));
   return exports;
 }

@@ -67,6 +67,10 @@ export interface NativeAddon {
   sendMessage(fd: number, data: Uint8Array, fds: number[]): number;
   /** One datagram into a `maxBytes` buffer; a negative errno (-EAGAIN: none yet). Zero bytes and no fds: end of stream. */
   recvMessage(fd: number, maxBytes: number): ReceivedMessage | number;
+  /** glibc malloc_trim(0): free heap memory in every arena back to the kernel; true when some was released. */
+  mallocTrim(): boolean;
+  /** glibc mallopt(M_ARENA_MAX, n): at most `n` malloc arenas from now on; 0 or -EINVAL. */
+  mallocArenaMax(n: number): number;
   FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => FdWatcher;
 }
 
