@@ -21,6 +21,10 @@ t.test("interop-istio.sh: every case passes in both directions", async (t) => {
         ZT_TS_DIR: REPO,
         INTEROP_WORK: work,
         INTEROP_TIMEOUT: '900',
+        // ztunnel-ts inherits this environment: like Istio's ztunnel in the bed, no spoofed client
+        // address towards the app (unset, both spoof when they can, and the app's answer to the
+        // other namespace's address would leave through the veth).
+        ENABLE_ORIG_SRC: 'false',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
