@@ -9,6 +9,7 @@
 // paid only during or after an attack or a scan.
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { trimMalloc } from './memory.js';
 
 export const RECLAIM_MIN_EVENTS = 256;
 export const RECLAIM_QUIET_MS = 5_000;
@@ -46,6 +47,9 @@ function run(): void {
   events = 0;
   lastRunMs = Date.now();
   collector()?.();
+  // What the collection freed in native memory (TLS sockets' buffers, OpenSSL state) sits in
+  // glibc's arenas until trimmed (memory.ts).
+  trimMalloc();
 }
 
 /** Tells that a connection closed before it authenticated (TLS failure, deadline, refused certificate). */
