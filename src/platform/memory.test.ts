@@ -75,3 +75,35 @@ t.test('MemoryTrimmer: once after start-up, then only after growth while connect
   t.equal(trimmer.check(), true, 'after the burst closed: trim');
   t.equal(trimmer.check(), false, 'nothing grew since: no trim');
 });
+
+t.test('MemoryTrimmer: when RSS cannot be read (fds used up: EMFILE) it skips, never throws, and trims again once it can', async (t) => {
+  let rss: number | Error = new Error('EMFILE: too many open files, uv_resident_set_memory');
+  let trims = 0;
+  const trimmer = new MemoryTrimmer({
+    openConnections: () => 0,
+    startupDelayMs: 1,
+    intervalMs: 3_600_000,
+    minGrowthBytes: 50,
+    rss: () => {
+      if (rss instanceof Error) throw rss;
+      return rss;
+    },
+    trim: () => {
+      trims++;
+      return true;
+    },
+  });
+  t.teardown(() => trimmer.stop());
+  // The start-up trim runs from a timer while RSS is unreadable: a throw there would end the process.
+  await new Promise<void>((resolve) => {
+    const wait = () => (trims ? resolve() : setImmediate(wait));
+    wait();
+  });
+  t.equal(trims, 1, 'the start-up trim ran without RSS');
+  t.equal(trimmer.check(), false, 'unreadable RSS: no trim, no throw');
+  rss = 500;
+  t.equal(trimmer.check(), true, 'readable again: the next look decides (trim)');
+  t.equal(trims, 2);
+  rss = new Error('EMFILE');
+  t.equal(trimmer.check(), false, 'unreadable again: no trim, no throw');
+});

@@ -62,7 +62,16 @@ export class MemoryTrimmer {
 
   constructor(private readonly opts: MemoryTrimmerOptions) {
     this.trim = opts.trim ?? trimMalloc;
-    this.rss = opts.rss ?? (() => process.memoryUsage.rss());
+    const read = opts.rss ?? (() => process.memoryUsage.rss());
+    // Reading RSS opens /proc/self/stat: with the fds used up it throws EMFILE, and a throw in this
+    // timer would end the process. Unknown (NaN) means "do not trim now".
+    this.rss = () => {
+      try {
+        return read();
+      } catch {
+        return Number.NaN;
+      }
+    };
     this.startup = setTimeout(() => this.run('startup'), opts.startupDelayMs ?? STARTUP_TRIM_DELAY_MS).unref();
     this.interval = setInterval(() => this.check(), opts.intervalMs ?? IDLE_TRIM_INTERVAL_MS).unref();
   }
@@ -72,7 +81,8 @@ export class MemoryTrimmer {
     const open = this.opts.openConnections();
     const rising = open > this.lastOpen;
     this.lastOpen = open;
-    if (rising || this.rss() - this.baseline < (this.opts.minGrowthBytes ?? IDLE_TRIM_MIN_GROWTH_BYTES)) return false;
+    const grown = this.rss() - this.baseline;
+    if (rising || !(grown >= (this.opts.minGrowthBytes ?? IDLE_TRIM_MIN_GROWTH_BYTES))) return false;
     this.run('idle');
     return true;
   }
@@ -86,7 +96,9 @@ export class MemoryTrimmer {
     this.lastOpen = this.opts.openConnections();
     const before = this.rss();
     this.trim();
-    this.baseline = this.rss();
-    this.opts.onTrim?.(reason, before, this.baseline);
+    const after = this.rss();
+    // Unknown after the trim (EMFILE): the next readable look decides on its own.
+    this.baseline = Number.isFinite(after) ? after : 0;
+    this.opts.onTrim?.(reason, before, after);
   }
 }
