@@ -1,53 +1,39 @@
-// Composition root (docs/design.md §2): builds every component from the Config, hands each only what it
-// needs, wires readiness and drain. No logic of its own beyond ordering (ports-and-modes.md §4–§5).
-import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Counter, Registry } from 'prom-client';
-import { startAdminServer } from './admin/admin-server.js';
-import { startMetricsServer } from './admin/metrics-server.js';
-import { Readiness } from './admin/readiness.js';
-import { startReadinessServer } from './admin/readiness-server.js';
-import type { BindAddr, Config } from './config/config.js';
-import { listenerError, type ListenerKind } from './config/listener-error.js';
-import { ZtunnelError } from './core/errors.js';
+// Composition root (docs/design.md §2): the control plane (control-plane.ts, main thread), the data
+// plane (N worker threads running data-plane.ts, docs/workers.md) and the lifecycle
+// (lifecycle.ts: readiness, drain). This file wires them in order (ports-and-modes.md §4–§5);
+// it decides nothing else.
+import type { Config } from './config/config.js';
 import { formatIdentity, type Identity } from './core/spiffe.js';
-import type { CaClient } from './identity/ca-client.js';
-import { LocalCa } from './identity/local-ca.js';
-import { SecretManager } from './identity/secret-manager.js';
-import { PlainSocketFactory } from './platform/plain-socket-factory.js';
-import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
-import { loadNativeAddon } from './platform/native-addon.js';
-import { MemoryTrimmer } from './platform/memory.js';
-import { transparentMode, type SocketFactory } from './platform/socket-factory.js';
-import { WorkloadProxy } from './proxy/workload-proxy.js';
+import { ControlPlane } from './control-plane.js';
+import { DataPlaneWorkers } from './data-plane-workers.js';
 import type { SharedMode } from './inpod/shared-mode.js';
-import { bindSelfProxy } from './inpod/self-proxy.js';
-import { State } from './state/state.js';
-import { CertPrefetchSink, type CertWarmer } from './state/cert-prefetch.js';
-import type { StateSink } from './state/batch.js';
-import { identityOf } from './state/workload-identity.js';
-import { ConnectionRecorder } from './telemetry/connection-record.js';
-import { LogControl } from './telemetry/log-control.js';
-import type { Logger } from './telemetry/logger.js';
-import { createTrafficMetrics } from './telemetry/traffic-metrics.js';
-import { INLINE_CONFIG_NAME, LocalConfigSource } from './xds/local-source.js';
-import { istioTransform } from './xds/istio-transform.js';
-import type { AdsClient } from './xds/ads-client.js';
-import { checkTlsTuning } from './tls/secure-context.js';
-import { RevocationList, setRevocationList } from './tls/crl.js';
-import { createXdsMetrics } from './telemetry/xds-metrics.js';
 import { createDnsDeps, dumpDnsDeps, startDnsProxy } from './dns/dns-proxy.js';
 import type { DnsServer } from './dns/dns-server.js';
+import { PlainSocketFactory } from './platform/plain-socket-factory.js';
+import { MemoryTrimmer } from './platform/memory.js';
+import { bindSelfProxy } from './inpod/self-proxy.js';
+import { listenerError } from './config/listener-error.js';
+import { ZtunnelError } from './core/errors.js';
+import type { WorkloadProxy } from './proxy/workload-proxy.js';
+import { ConnectionRecorder, snapshotConnection } from './telemetry/connection-record.js';
+import { Lifecycle } from './lifecycle.js';
+import type { Readiness } from './admin/readiness.js';
+import { loadNativeAddon } from './platform/native-addon.js';
+import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
+import { transparentMode } from './platform/socket-factory.js';
+import type { ProxySpec } from './proxy/proxy-spec.js';
+import type { ListenerKind, ListenerSpec } from './proxy/workload-proxy.js';
+import type { State } from './state/state.js';
+import { identityOf } from './state/workload-identity.js';
+import type { Logger } from './telemetry/logger.js';
 
-export const VERSION = '0.1.0';
+export { VERSION, embeddedDefaultConfigPath, readVersionFile } from './control-plane.js';
 
 export interface AppOptions {
   readonly config: Config;
   readonly logger: Logger;
-  /** Overrides for tests: a socket factory (default: plain) and where the embedded config lives. */
-  readonly sockets?: SocketFactory;
+  /** Environment read for test-only switches (ZTUNNEL_TS_TEST_WORKER_CRASH); default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface RunningApp {
@@ -62,322 +48,221 @@ export interface RunningApp {
   readonly exitCode?: () => number;
 }
 
-/** The embedded default local config (examples/embedded-default.yaml), read at start. */
-export function embeddedDefaultConfigPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url)); // dist/src
-  return join(here, '..', '..', 'examples', 'embedded-default.yaml');
-}
-
 export async function startApp(opts: AppOptions): Promise<RunningApp> {
   const config = opts.config;
-  const logs = new LogControl(opts.logger, config.logLevel);
-  const log = logs.component('ztunnel');
-  // Always the OpenMetrics encoding (telemetry.md §1). prom-client's typings omit the constructor
-  // argument its runtime takes.
-  const registry = new (Registry as unknown as new (t: string) => Registry)(Registry.OPENMETRICS_CONTENT_TYPE);
-  const readiness = new Readiness();
+  const env = opts.env ?? process.env;
+  // The workers start first: loading the data-plane modules in each thread overlaps with the
+  // control plane's own start (CA, config sources, ZDS); they are awaited before `proxy` is ready.
+  let cp: ControlPlane | undefined;
+  // A worker being replaced makes the `proxy` task pending again until its successor is up.
+  let proxyStarted = false;
+  let life: Lifecycle | undefined;
+  // Listeners are bound once on this thread and every worker serves a duplicate of each fd; that
+  // needs the native addon. Without it (non-Linux, addon not built) one worker binds them itself.
+  const addon = loadNativeAddon();
+  let count = config.workerThreads;
+  const reduced = !addon.ok && count > 1 && config.proxyMode === 'dedicated';
+  if (reduced) count = 1;
+  const workers = new DataPlaneWorkers({
+    config,
+    count,
+    logger: opts.logger.child({ component: 'workers' }),
+    logSpec: () => cp?.logs.describe() ?? config.logLevel,
+    certs: { getCertificate: (id) => cp!.secrets.getCertificate(id) },
+    snapshot: () => cp?.snapshot() ?? {},
+    onReadyChange: (up) => {
+      if (!proxyStarted || !config.enableProxy || !life) return;
+      if (up) life.readiness.complete('proxy');
+      else life.readiness.setPending('proxy');
+    },
+  });
+  // Dedicated mode starts them now; shared mode once the ZDS client is connecting (the node
+  // agent waits for ztunnel; pods it sends meanwhile wait for the workers).
+  let workersUp: Promise<void> | undefined;
+  const startWorkers = () => {
+    workersUp ??= workers.start();
+    workersUp.catch(() => {}); // awaited below; a failure before then must not be unhandled
+    return workersUp;
+  };
+  if (config.proxyMode !== 'shared') startWorkers();
+  const control = await ControlPlane.create({ config, logger: opts.logger }).catch(async (e: unknown) => {
+    await workers.close(0);
+    throw e;
+  });
+  cp = control;
+  const log = control.log;
+  if (reduced) log.warn({ requested: config.workerThreads, reason: addon.ok ? '' : addon.error.message }, 'worker threads share listeners through the native addon, which is unavailable; running 1 data-plane worker');
+  life = new Lifecycle({ logger: log, drainDeadlineMs: config.drainDeadlineMs });
+  const readiness = life.readiness;
   const stateReady = readiness.register('state manager');
   const proxyReady = config.enableProxy ? readiness.register('proxy') : () => {};
 
-  // --- state and its config sources --------------------------------------------------------
-  const state = new State({ warn: (m) => logs.component('state').warn(m) });
-  // Shared mode warms the certificate of every HBONE workload of this node as it arrives, as
-  // Istio's ztunnel does (state/cert-prefetch.ts); the cache is attached once it exists.
-  let certWarmer: CertWarmer | undefined;
-  const sink: StateSink = config.proxyMode === 'shared' ? new CertPrefetchSink({ state, node: config.nodeName, certs: () => certWarmer }) : state;
-  const reloadFailures = createReloadFailureCounter(registry);
-  const localPath = config.localXdsPath ?? (config.embeddedDefault && !config.localXds ? embeddedDefaultConfigPath() : undefined);
-  const local =
-    localPath !== undefined || config.localXds !== undefined
-      ? new LocalConfigSource({
-          ...(localPath !== undefined ? { path: localPath } : { inline: config.localXds! }),
-          sink,
-          logger: logs.component('local_config'),
-          watch: localPath !== undefined && !(config.embeddedDefault && !config.localXdsPath),
-          onReloadFailure: () => reloadFailures.inc(),
-          // Istio AuthorizationPolicy / PeerAuthentication documents in the file (config.md "Beyond" b).
-          transform: istioTransform(localPath ?? INLINE_CONFIG_NAME),
-        })
-      : undefined;
-  // Local file first, then xDS adds and overrides (config.md §1).
-  // gRPC and protobuf (~17 MB resident) are loaded only when istiod is configured.
-  let ads: AdsClient | undefined;
-  if (config.xdsAddress !== null) {
-    const { AdsClient } = await import('./xds/ads-client.js');
-    ads = new AdsClient({ config, sink, metrics: createXdsMetrics(registry), logger: logs.component('xds') });
-  }
-
-  // --- certificates ---------------------------------------------------------------------------
-  let ca: CaClient;
-  const tlsProblem = checkTlsTuning({ tls12Enabled: config.tls12Enabled, ...(config.compliancePolicy ? { compliancePolicy: config.compliancePolicy } : {}) });
-  if (tlsProblem) throw tlsProblem;
-  if (config.caAddress !== null && !config.fakeCa) {
-    const { IstioCaClient } = await import('./identity/istio-ca-client.js');
-    ca = new IstioCaClient({ config, logger: logs.component('ca') });
-  } else {
-    ca = await LocalCa.open({
-      stateDir: config.stateDir,
-      ...(config.caCertPath ? { caCertPath: config.caCertPath } : {}),
-      ...(config.caKeyPath ? { caKeyPath: config.caKeyPath } : {}),
-      ttlMs: config.secretTtlMs,
-      logger: logs.component('ca'),
-    });
-  }
-  const secrets = new SecretManager({ ca, logger: logs.component('secrets') });
-  certWarmer = secrets;
-
-  // --- telemetry ------------------------------------------------------------------------------
-  const metrics = createTrafficMetrics(registry, { istioVersion: config.istioVersion });
-  const crl = config.crlPath !== undefined ? await openCrl(config.crlPath, registry, logs.component('tls')) : undefined;
-  const recorder = new ConnectionRecorder(logs.component('access'), metrics);
-  // DNS proxy (docs/dns.md): shared parts now (an unusable resolv.conf is fatal at start).
-  const dnsDeps = config.dnsProxy ? createDnsDeps(config, state, registry, logs.component('dns')) : undefined;
+  // DNS proxy (docs/dns.md): on this thread, beside the state it answers from (docs/workers.md);
+  // shared parts now (an unusable resolv.conf is fatal at start).
+  const dnsDeps = config.dnsProxy ? createDnsDeps(config, control.state, control.registry, control.logs.component('dns')) : undefined;
   const dnsServers: DnsServer[] = [];
+  control.onStateBatch((b) => workers.applyState(b));
+  control.secrets.onRotate((_id, cert) => workers.certificateRotated(cert));
+  control.logs.onChange((spec) => workers.logSpecChanged(spec));
 
-  // --- admin servers (bound first so readiness is visible during startup) ----------------------
-  const servers: Server[] = [];
-  let shutdownPromise: Promise<void> | undefined;
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  const proxies: WorkloadProxy[] = [];
   let inpod: SharedMode | undefined; // shared mode: the pod proxies (capture.md §6)
+  const listenerFds: number[] = []; // dedicated mode: bound here, served by every worker
+  // Shared mode's self-proxy (inpod/self-proxy.ts) is the one proxy on this thread: its own
+  // records, counted with this thread's traffic metrics (summed with the workers' at scrape).
+  let selfProxy: WorkloadProxy | undefined;
+  const selfRecords = new ConnectionRecorder(control.logs.component('access'), control.traffic);
   // Gives freed native memory back after start-up and after bursts (platform/memory.ts).
   let trimmer: MemoryTrimmer | undefined;
-  const beforeStop: Array<() => Promise<void>> = []; // e.g. the /quitquitquit answer (ports-and-modes.md §5)
-  const shutdown = (): Promise<void> => {
-    shutdownPromise ??= (async () => {
-      log.info({ deadlineMs: config.drainDeadlineMs }, 'draining');
-      for (const d of dnsServers) d.close();
-      trimmer?.stop();
-      await Promise.allSettled([...proxies.map((p) => p.close(config.drainDeadlineMs)), inpod?.close(config.drainDeadlineMs)]);
-      // Records of force-closed connections are written before exit (telemetry.md §3). Aborted
-      // ends close within milliseconds, but a loaded node can take over a second to run their
-      // 'close' events (seen in CI): wait up to 5 s rather than drop the records.
-      await recorder.settled(5_000);
-      // Stragglers (their sockets still closing) are written now: every access record precedes
-      // "shutdown complete" in the log.
-      recorder.finishOpen(new ZtunnelError('DRAINING', 'connection closed at the drain deadline'));
-      await local?.close();
-      ads?.close();
-      secrets.close();
-      crl?.close();
-      await Promise.allSettled(beforeStop.splice(0).map((f) => f()));
-      for (const s of servers) {
-        s.close();
-        s.closeAllConnections?.();
-      }
-      log.info('shutdown complete');
-      resolveDone();
-    })();
-    return shutdownPromise;
-  };
-  const addresses: Record<string, string | undefined> = {};
-  const version = { version: readVersionFile(), gitRevision: 'unknown', rustVersion: 'n/a', buildProfile: 'release', buildStatus: 'Clean', istioVersion: config.istioVersion, cryptoProvider: 'openssl' };
-  const admin = await startAdminServer(config.listeners.admin, {
-    dump: {
-      state,
-      certificates: () => secrets.states().map((s) => ({ identity: s.identity, state: s.state, ...(s.cert ? { cert: s.cert } : {}) })),
-      staticConfig: () => local?.rawText(),
-      config,
-      version,
-      stagedServices: () => state.stagedServices(),
-      localConfigErrors: () => (local ? local.lastErrors().map((p) => `${p.file}:${p.line} ${p.path}: ${p.message}`) : []),
-      ...(config.proxyMode === 'shared' ? { workloadState: () => ({ ...inpod?.manager.workloadState() }) } : {}),
-      dns: () => ({ ...dumpDnsDeps(dnsDeps), listeners: config.proxyMode === 'shared' ? inpod?.manager.dnsListeners() ?? {} : dnsServers.flatMap((d) => d.addresses()) }),
-    },
-    logs,
-    shutdown: (reply) => (beforeStop.push(reply), shutdown()),
-    connections: () => [...proxies.flatMap((p) => p.connections()), ...(inpod?.manager.connections() ?? [])],
-  }).catch(bindFailed('admin', config.listeners.admin));
-  servers.push(admin);
-  const statsServer = await startMetricsServer(config.listeners.stats, registry).catch(bindFailed('stats', config.listeners.stats));
-  servers.push(statsServer);
-  const readyServer = await startReadinessServer(config.listeners.readiness, readiness).catch(bindFailed('readiness', config.listeners.readiness));
-  servers.push(readyServer);
-  addresses['admin'] = addrOf(admin);
-  addresses['stats'] = addrOf(statsServer);
-  addresses['readiness'] = addrOf(readyServer);
+  const startTrimmer = () => (trimmer = new MemoryTrimmer({ openConnections: () => selfRecords.openCount + workers.openConnections() }));
+  life.onDrain(async (deadlineMs) => {
+    for (const d of dnsServers) d.close();
+    trimmer?.stop();
+    await Promise.allSettled([inpod?.close(deadlineMs), selfProxy?.close(deadlineMs)]);
+    await workers.close(deadlineMs);
+    await selfRecords.settled(5_000);
+    selfRecords.finishOpen(new ZtunnelError('DRAINING', 'connection closed at the drain deadline'));
+    if (addon.ok) for (const fd of listenerFds.splice(0)) addon.value.closeFd(fd);
+  });
+  life.onStop(() => control.stop());
+  life.onServerClose(() => control.closeServers());
 
-  // --- data plane ------------------------------------------------------------------------------
-  // Local file first, then xDS; readiness "state manager" waits for the first ACK of every
-  // watched type (xds.md §2.5).
-  const startConfigSources = async () => {
-    if (local) await local.start();
-    if (ads) {
-      ads.start();
-      await ads.ready;
-    }
+  await control.startServers(readiness, {
+    connections: async () => [...(selfProxy?.connections().map((c) => snapshotConnection(c, -1, 'self')) ?? []), ...(await workers.connections())],
+    metrics: () => workers.metrics(),
+    shutdown: (reply) => life.shutdown(reply),
+    dns: () => ({ ...dumpDnsDeps(dnsDeps), listeners: config.proxyMode === 'shared' ? inpod?.manager.dnsListeners() ?? {} : dnsServers.flatMap((d) => d.addresses()) }),
+    ...(config.proxyMode === 'shared' ? { workloadState: (conns) => ({ ...inpod?.manager.workloadState(conns) }) } : {}),
+    // Test-only (docs/workers.md): never on unless set explicitly.
+    ...(env['ZTUNNEL_TS_TEST_WORKER_CRASH'] === '1' ? { crashWorker: (n: number) => workers.crash(n) } : {}),
+  });
+  const addresses = control.addresses;
+  const lifecycle = life;
+  const shutdown = () => lifecycle.shutdown();
+  const workersStarted = async () => {
+    await startWorkers();
+    log.info({ workers: count }, 'data-plane workers started');
   };
+
   if (config.proxyMode === 'shared') {
     // Shared (in-pod) mode (capture.md §6-§7): each pod enrolled over ZDS gets 15001/15006/15008
     // inside its netns; ztunnel's own netns has only the self-proxy (ports-and-modes.md §1).
     // Loaded only in shared mode (with the ZDS protobuf messages): dedicated mode does not carry it.
     const { checkSharedModeSupport, startSharedMode } = await import('./inpod/shared-mode.js');
-    const addon = await checkSharedModeSupport(config); // fatal: addon missing or no CAP_NET_ADMIN/RAW
+    const sharedAddon = await checkSharedModeSupport(config); // fatal: addon missing or no CAP_NET_ADMIN/RAW
     const managerTask = 'workload proxy manager';
     readiness.register(managerTask);
-    await startConfigSources();
-    const selfProxy = await bindSelfProxy({
-      config, state, certs: secrets, records: recorder,
-      logger: logs.component('proxy'), accessLogger: logs.component('access'), policyLogger: logs.component('policy'),
+    await control.startConfigSources();
+    selfProxy = await bindSelfProxy({
+      config, state: control.state, certs: control.secrets, records: selfRecords,
+      logger: control.logs.component('proxy'), accessLogger: control.logs.component('access'), policyLogger: control.logs.component('policy'),
     });
     if (selfProxy) {
-      proxies.push(selfProxy);
       addresses['inbound'] = selfProxy.address('inbound');
+      const self = selfProxy;
+      // Live re-authorization (policy.md §7) of the self-proxy's connections; the workers do their own.
+      control.state.onChange((change) => {
+        if (!change.policies) return;
+        const closed = self.reauthorize();
+        if (closed) log.info({ closed }, 'connections closed due to policy change');
+      });
     }
     stateReady();
     selfProxy?.startAccepting();
     let exitCode = 0;
     if (config.enableProxy) {
       inpod = startSharedMode({
-        addon,
+        addon: sharedAddon,
         config,
-        state,
-        proxyDeps: { config, state, certs: secrets, records: recorder, logger: logs.component('proxy'), accessLogger: logs.component('access'), policyLogger: logs.component('policy') },
+        state: control.state,
+        dataPlane: workers,
         ...(dnsDeps ? { dns: dnsDeps } : {}),
-        secrets,
-        registry,
+        secrets: control.secrets,
+        registry: control.registry,
         readiness: { pending: () => readiness.setPending(managerTask), complete: () => readiness.complete(managerTask) },
-        logger: logs.component('inpod'),
-        zdsLogger: logs.component('zds'),
+        logger: control.logs.component('inpod'),
+        zdsLogger: control.logs.component('zds'),
         onFatal: (e) => {
           log.fatal({ err: e.message }, 'ZDS protocol violation; exiting');
           exitCode = 1;
           void shutdown();
         },
       });
-      const manager = inpod.manager;
-      // Live re-authorization (policy.md §7) across every pod's connections.
-      state.onChange((change) => {
-        if (!change.policies) return;
-        const closed = manager.reauthorize() + (selfProxy?.reauthorize() ?? 0);
-        if (closed) log.info({ closed }, 'connections closed due to policy change');
-      });
     } else {
       readiness.complete(managerTask);
     }
+    await workersStarted();
     proxyReady();
-    log.info({ mode: config.proxyMode, node: config.nodeName, inpodUds: config.inpodUds, ...addresses }, 'ztunnel-ts ready');
-    trimmer = new MemoryTrimmer({ openConnections: () => recorder.openCount });
-    return { readiness, state, addresses, shutdown, done, exitCode: () => exitCode };
+    proxyStarted = true;
+    log.info({ mode: config.proxyMode, node: config.nodeName, inpodUds: config.inpodUds, workers: count, ...addresses }, 'ztunnel-ts ready');
+    startTrimmer();
+    return { readiness, state: control.state, addresses, shutdown, done: lifecycle.done, exitCode: () => exitCode };
   }
+
   const info = config.proxyWorkloadInfo!;
-  const localWorkload = () => state.findLocalWorkload(info.namespace, info.name, info.serviceAccount, '');
-  await startConfigSources();
-  const served = localWorkload();
+  await control.startConfigSources();
+  await workersStarted();
+  const served = control.state.findLocalWorkload(info.namespace, info.name, info.serviceAccount, '');
   const identity: Identity = served
     ? identityOf(served)
     : { trustDomain: config.trustDomain, namespace: info.namespace, serviceAccount: info.serviceAccount };
   if (!served) log.warn({ workload: `${info.namespace}/${info.name}/${info.serviceAccount}` }, 'PROXY_WORKLOAD_INFO matches no workload yet; outbound traffic fails until one appears');
-  const sockets = opts.sockets ?? dedicatedSocketFactory(logs.component('platform'));
   if (config.enableProxy) {
-    const proxy = new WorkloadProxy({
+    const wanted: Partial<Record<ListenerKind, ListenerSpec>> = {
+      inbound: config.listeners.inbound,
+      inboundPlaintext: config.listeners.inboundPlaintext,
+      outbound: config.listeners.outbound,
+      ...(config.enableSocks5 ? { socks5: config.listeners.socks5 } : {}),
+    };
+    // Istio's rule in every mode: unset = spoof the client's address when IP_TRANSPARENT can be set.
+    const transparent = transparentMode(config.enableOrigSrc);
+    const listeners: Partial<Record<ListenerKind, ListenerSpec>> = {};
+    if (addon.ok) {
+      // Bound here once (SO_ORIGINAL_DST, marks and IP_TRANSPARENT need the addon anyway);
+      // every worker adopts a duplicate of each fd (docs/workers.md).
+      const sockets = new LinuxSocketFactory(addon.value, { onWarning: (m) => control.logs.component('platform').warn(m) });
+      for (const [kind, addr] of Object.entries(wanted) as [ListenerKind, ListenerSpec][]) {
+        const bound = await sockets.bindListener({ host: addr.host, port: addr.port, reusePort: false, transparent: kind === 'socks5' ? 'off' : transparent }).catch((e: unknown) => {
+          throw listenerError(kind, `${addr.host}:${addr.port}`, e);
+        });
+        listenerFds.push(bound.fd);
+        listeners[kind] = { ...addr, fd: bound.fd, transparent: bound.transparent };
+      }
+    } else {
+      Object.assign(listeners, wanted);
+    }
+    const spec: ProxySpec = {
+      key: 'dedicated',
       name: `${info.namespace}/${info.name}`,
-      config,
-      sockets,
-      state,
-      certs: secrets,
-      records: recorder,
-      logger: logs.component('proxy'),
-      accessLogger: logs.component('access'),
-      policyLogger: logs.component('policy'),
-      listeners: {
-        inbound: config.listeners.inbound,
-        inboundPlaintext: config.listeners.inboundPlaintext,
-        outbound: config.listeners.outbound,
-        ...(config.enableSocks5 ? { socks5: config.listeners.socks5 } : {}),
-      },
+      listeners,
       reusePort: false,
-      // Istio's rule in every mode: unset = spoof the client's address when IP_TRANSPARENT can be set.
-      transparent: transparentMode(config.enableOrigSrc),
-      localWorkload,
+      transparent,
+      localWorkload: { namespace: info.namespace, name: info.name, serviceAccount: info.serviceAccount, node: '' },
       identity,
-    });
-    await proxy.bind();
-    proxies.push(proxy);
-    for (const k of ['inbound', 'inboundPlaintext', 'outbound', 'socks5'] as const) addresses[k] = proxy.address(k);
-    // Live re-authorization (policy.md §7): every policy-store change re-runs every decision.
-    state.onChange((change) => {
-      if (!change.policies) return;
-      const closed = proxies.reduce((n, p) => n + p.reauthorize(), 0);
-      if (closed) log.info({ closed }, 'connections closed due to policy change');
-    });
+    };
+    const bound = await workers.addProxy(spec);
+    for (const k of ['inbound', 'inboundPlaintext', 'outbound', 'socks5'] as const) addresses[k] = bound[k];
     // Warm the certificate so the first connection does not wait for issuance.
-    secrets.prefetch?.(identity);
+    control.secrets.prefetch?.(identity);
+    stateReady();
+    workers.startAccepting(spec.key);
+  } else {
+    stateReady();
   }
   if (dnsDeps) {
     const dns = await startDnsProxy({
       deps: dnsDeps,
-      sockets,
+      sockets: addon.ok ? new LinuxSocketFactory(addon.value, { onWarning: (m) => control.logs.component('platform').warn(m) }) : new PlainSocketFactory(),
       addresses: [config.listeners.dns],
-      client: localWorkload,
+      client: () => control.state.findLocalWorkload(info.namespace, info.name, info.serviceAccount, ''),
       perPodSearch: false,
       ...(config.packetMark !== undefined ? { mark: config.packetMark } : {}),
     });
     dnsServers.push(dns);
     addresses['dns'] = dns.addresses()[0];
   }
-  stateReady();
-  for (const p of proxies) p.startAccepting();
   proxyReady();
-  log.info({ mode: config.proxyMode, identity: formatIdentity(identity), ...addresses }, 'ztunnel-ts ready');
-  trimmer = new MemoryTrimmer({ openConnections: () => recorder.openCount });
-  return { readiness, state, addresses, shutdown, done };
-}
-
-/**
- * Dedicated mode: the Linux factory when the addon loads (SO_ORIGINAL_DST for node-level
- * redirects, marks, transparent listeners), else node:net only (capture.md §3 step 3).
- */
-function dedicatedSocketFactory(log: Logger): SocketFactory {
-  const addon = loadNativeAddon();
-  if (addon.ok) return new LinuxSocketFactory(addon.value, { onWarning: (m) => log.warn(m) });
-  log.info({ reason: addon.error.message }, 'native addon unavailable; using plain sockets');
-  return new PlainSocketFactory();
-}
-
-function addrOf(s: Server): string | undefined {
-  const a = s.address();
-  return a && typeof a === 'object' ? `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}` : undefined;
-}
-
-/**
- * CRL_PATH (tls/crl.ts): loaded before any listener, watched, and applied to every handshake;
- * `istio_crl_policy_rejections_total{reporter}` counts the connections it refused.
- */
-async function openCrl(path: string, registry: Registry, log: Logger): Promise<RevocationList> {
-  const rejections = new Counter({
-    name: 'istio_crl_policy_rejections',
-    help: 'The total number of connections rejected due to CRL certificate revocation (unstable).',
-    labelNames: ['reporter'],
-    registers: [registry],
-  });
-  const list = await RevocationList.open(path, {
-    loaded: (crls, revoked) => log.info({ path, crls, revoked }, 'crl loaded'),
-    failed: (message) => log.warn({ path, err: message }, 'crl not (re)loaded; the last good list stays'),
-  });
-  list.watch();
-  setRevocationList(list, (reporter) => rejections.inc({ reporter }));
-  return list;
-}
-
-function createReloadFailureCounter(registry: Registry) {
-  // ztunnel-ts only (config.md "Beyond" a): failed reloads of the watched local file.
-  return new Counter({ name: 'ztunnel_ts_local_config_reload_failures_total', help: 'Rejected reloads of the local config file (the last good config stayed in force)', registers: [registry] });
-}
-
-/** The package version (package.json), reported in /config_dump `version`. */
-export function readVersionFile(): string {
-  try {
-    return (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return VERSION;
-  }
-}
-
-/** A bind failure of an admin-side listener, rethrown naming the listener and its setting. */
-function bindFailed(kind: ListenerKind, addr: BindAddr): (e: unknown) => never {
-  return (e) => {
-    throw listenerError(kind, `${addr.host}:${addr.port}`, e);
-  };
+  proxyStarted = true;
+  log.info({ mode: config.proxyMode, identity: formatIdentity(identity), workers: count, ...addresses }, 'ztunnel-ts ready');
+  startTrimmer();
+  return { readiness, state: control.state, addresses, shutdown, done: lifecycle.done };
 }

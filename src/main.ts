@@ -2,6 +2,7 @@
 // Process entry: signals and exit codes (ports-and-modes.md §5). The only process.exit.
 import { runCli } from './cli.js';
 import { limitMallocArenas } from './platform/memory.js';
+import { handleSignals } from './lifecycle.js';
 
 // Before the daemon starts its threads (platform/memory.ts).
 limitMallocArenas();
@@ -18,14 +19,7 @@ if (outcome.kind === 'exit') {
   process.exit(outcome.code);
 } else {
   const app = outcome.app;
-  let interrupts = 0;
-  // SIGTERM: graceful drain. SIGINT: graceful drain; a second SIGINT exits immediately.
-  process.on('SIGTERM', () => void app.shutdown());
-  process.on('SIGINT', () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
-    void app.shutdown();
-  });
+  handleSignals(app, (code) => process.exit(code));
   await app.done;
   // 1 after a fatal ZDS protocol violation (capture.md §6), else 0.
   process.exit(app.exitCode?.() ?? 0);

@@ -187,6 +187,8 @@ function pairDaemonEnv(ctx: BedContext, name: string, ip: string, configPath: st
     // Access logs are INFO: at warn they do not dominate the measurement.
     RUST_LOG: ctx.logLevel,
     LOG_FORMAT: 'json',
+    // Data-plane workers (docs/workers.md): the bench run's count when given, else the default.
+    ...(process.env['ZTUNNEL_WORKER_THREADS'] ? { ZTUNNEL_WORKER_THREADS: process.env['ZTUNNEL_WORKER_THREADS'] } : {}),
   };
 }
 

@@ -301,6 +301,17 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 0);
 }
 
+// A second fd for the same open socket (close-on-exec). Data-plane worker threads each adopt
+// their own duplicate of a listener the main thread bound, so every thread can close its copy
+// without closing the socket under the others (docs/workers.md).
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), dup);
+}
+
 // ---------------------------------------------------------------------------------------------
 // SOCK_SEQPACKET unix sockets (ZDS transport, capture.md §6)
 
@@ -592,6 +603,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst, "originalDst"));
   exports.Set("netnsInode", Napi::Function::New(env, NetnsInode, "netnsInode"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
   exports.Set("seqpacketConnect", Napi::Function::New(env, SeqpacketConnect, "seqpacketConnect"));
   exports.Set("seqpacketListen", Napi::Function::New(env, SeqpacketListen, "seqpacketListen"));
   exports.Set("acceptFd", Napi::Function::New(env, AcceptFd, "acceptFd"));

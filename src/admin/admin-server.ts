@@ -20,8 +20,13 @@ export interface AdminDeps {
    * admin server closes its connections, so /quitquitquit can still answer.
    */
   readonly shutdown: (reply: () => Promise<void>) => Promise<void>;
-  /** Live connections of every workload proxy. */
-  readonly connections: () => LiveConnection[];
+  /** Live connections of every workload proxy, on every data-plane worker. */
+  readonly connections: () => Promise<LiveConnection[]>;
+  /**
+   * Test-only (docs/workers.md): `POST /debug/crash-worker?worker=N` makes worker N fail with an
+   * uncaught error. Present only when ZTUNNEL_TS_TEST_WORKER_CRASH=1 was set at start.
+   */
+  readonly crashWorker?: (worker: number) => boolean;
 }
 
 const INDEX = `<!doctype html><html><head><title>ztunnel-ts admin</title></head><body><h1>ztunnel-ts admin</h1><ul>
@@ -43,7 +48,7 @@ export function startAdminServer(addr: BindAddr, deps: AdminDeps): Promise<Serve
       case '/':
         return send(res, 200, INDEX, 'text/html; charset=utf-8');
       case '/config_dump':
-        return send(res, 200, JSON.stringify(buildConfigDump(deps.dump), null, 2) + '\n', 'application/json');
+        return send(res, 200, JSON.stringify(buildConfigDump(deps.dump, deps.dump.workloadState ? await deps.connections() : []), null, 2) + '\n', 'application/json');
       case '/logging': {
         if (req.method !== 'POST') return send(res, 405);
         if (url.searchParams.has('reset')) deps.logs.reset();
@@ -65,7 +70,13 @@ export function startAdminServer(addr: BindAddr, deps: AdminDeps): Promise<Serve
         );
         return;
       case '/debug/connections':
-        return connectionsTable(deps.connections(), url, res);
+        return connectionsTable(await deps.connections(), url, res);
+      case '/debug/crash-worker': {
+        if (!deps.crashWorker) return send(res, 404);
+        if (req.method !== 'POST') return send(res, 405);
+        const n = Number(url.searchParams.get('worker'));
+        return deps.crashWorker(n) ? send(res, 200, `worker ${n} crashing\n`) : send(res, 400, 'no such worker\n');
+      }
       default:
         return send(res, 404);
     }
@@ -87,6 +98,8 @@ export interface ConnectionRow {
   ageMs: number;
   pod?: string;
   allowedBy?: string;
+  /** The data-plane worker thread holding the connection (docs/workers.md). */
+  worker?: number;
 }
 
 export function connectionRows(conns: LiveConnection[], now = Date.now()): ConnectionRow[] {
@@ -109,6 +122,7 @@ export function connectionRows(conns: LiveConnection[], now = Date.now()): Conne
       ageMs: now - c.startedAtMs,
       ...(d.ownerUid ? { pod: d.ownerUid } : {}),
       ...(c.allowedBy ? { allowedBy: c.allowedBy } : {}),
+      ...(c.worker !== undefined ? { worker: c.worker } : {}),
     };
   });
 }
@@ -120,8 +134,8 @@ function connectionsTable(conns: LiveConnection[], url: URL, res: import('node:h
   if (workload) rows = rows.filter((r) => r.pod === workload);
   if (direction) rows = rows.filter((r) => r.direction === direction);
   if (url.searchParams.get('format') === 'json') return send(res, 200, JSON.stringify(rows, null, 2) + '\n', 'application/json');
-  const cols: (keyof ConnectionRow)[] = ['direction', 'src', 'dst', 'hbone', 'srcIdentity', 'dstIdentity', 'bytesSent', 'bytesRecv', 'ageMs', 'pod', 'allowedBy'];
-  const header = ['DIRECTION', 'SRC', 'DST', 'HBONE', 'SRC_IDENTITY', 'DST_IDENTITY', 'BYTES_SENT', 'BYTES_RECV', 'AGE', 'POD', 'ALLOWED_BY'];
+  const cols: (keyof ConnectionRow)[] = ['direction', 'src', 'dst', 'hbone', 'srcIdentity', 'dstIdentity', 'bytesSent', 'bytesRecv', 'ageMs', 'pod', 'allowedBy', 'worker'];
+  const header = ['DIRECTION', 'SRC', 'DST', 'HBONE', 'SRC_IDENTITY', 'DST_IDENTITY', 'BYTES_SENT', 'BYTES_RECV', 'AGE', 'POD', 'ALLOWED_BY', 'WORKER'];
   const table = [header, ...rows.map((r) => cols.map((c) => (c === 'ageMs' ? `${Math.round(r.ageMs / 1000)}s` : String(r[c] ?? '-'))))];
   const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   const text = table.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';

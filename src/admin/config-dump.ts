@@ -8,6 +8,7 @@ import type { StateView } from '../state/view.js';
 import { formatIdentity } from '../core/spiffe.js';
 import { yamlLib } from '../core/yaml-lib.js';
 import type { WorkloadCertificate } from '../tls/certificate.js';
+import type { LiveConnection } from '../telemetry/connection-record.js';
 import type { Config } from '../config/config.js';
 
 export interface CertState {
@@ -24,7 +25,8 @@ export interface ConfigDumpSources {
   /** The settings in force (partial in tests). */
   readonly config: Partial<Config>;
   readonly version: Record<string, string>;
-  readonly workloadState?: () => Record<string, unknown>;
+  /** Shared mode: the pods, each with its live connections among `connections` (every worker's). */
+  readonly workloadState?: (connections: readonly LiveConnection[]) => Record<string, unknown>;
   readonly stagedServices?: () => ReadonlyMap<string, readonly Endpoint[]>;
   readonly localConfigErrors?: () => string[];
   /** The DNS proxy: on/off, upstreams, and the listeners actually open. */
@@ -220,14 +222,20 @@ function plain(v: unknown): unknown {
  * shows `<redacted>` where Istio's ztunnel would print the value.
  */
 export function dumpConfig(config: Partial<Config>): Record<string, unknown> {
-  const { authToken: _token, warnings: _warnings, xdsHeaders, caHeaders, ...rest } = config;
+  const { authToken: _token, warnings: _warnings, xdsHeaders, caHeaders, workerThreads, ...rest } = config;
   const headers = (m: ReadonlyMap<string, string> | undefined) => [...(m ?? [])].map(([k, v]) => [k, SECRET_HEADER.test(k) ? REDACTED : v]);
-  return { ...(plain(rest) as Record<string, unknown>), xdsHeaders: headers(xdsHeaders), caHeaders: headers(caHeaders) };
+  return {
+    ...(plain(rest) as Record<string, unknown>),
+    // Istio's field name for the data-plane worker count (docs/workers.md).
+    ...(workerThreads !== undefined ? { numWorkerThreads: workerThreads } : {}),
+    xdsHeaders: headers(xdsHeaders),
+    caHeaders: headers(caHeaders),
+  };
 }
 
 const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
-export function buildConfigDump(src: ConfigDumpSources): Record<string, unknown> {
+export function buildConfigDump(src: ConfigDumpSources, connections: readonly LiveConnection[] = []): Record<string, unknown> {
   const state = src.state;
   // Sorted as Istio's ztunnel sorts them: workloads by uid, services by hostname, policies by key.
   return {
@@ -245,7 +253,7 @@ export function buildConfigDump(src: ConfigDumpSources): Record<string, unknown>
       certChain: c.cert ? c.cert.chainPem.map(dumpCert) : [],
       rootCerts: c.cert ? c.cert.rootsPem.map(dumpCert) : [],
     })),
-    ...(src.workloadState ? { workloadState: src.workloadState() } : {}),
+    ...(src.workloadState ? { workloadState: src.workloadState(connections) } : {}),
     ...(src.dns ? { dns: src.dns() } : {}),
   };
 }

@@ -13,11 +13,13 @@ export function wantsOpenMetrics(accept: string | undefined): boolean {
   return accept.split(',').some((entry) => entry.split(';')[0]!.trim().toLowerCase() === 'application/openmetrics-text');
 }
 
-export function startMetricsServer(addr: BindAddr, registry: Registry): Promise<Server> {
+/** `render`: the exposition text; a Registry, or a function that gathers it (e.g. across workers). */
+export function startMetricsServer(addr: BindAddr, render: Registry | (() => Promise<string>)): Promise<Server> {
+  const text = typeof render === 'function' ? render : () => render.metrics();
   return startHttpServer(addr, async (req, res, url) => {
     if (url.pathname !== '/metrics' && url.pathname !== '/stats/prometheus') return send(res, 404);
     if (req.method !== 'GET') return send(res, 405);
-    const body = await registry.metrics();
+    const body = await text();
     send(res, 200, body, wantsOpenMetrics(req.headers.accept) ? OPENMETRICS_CONTENT_TYPE : TEXT_CONTENT_TYPE);
   });
 }

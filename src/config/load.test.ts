@@ -409,6 +409,9 @@ const workers: [string, Call, number][] = [
   ['a quarter of 16 cores', { env: K8S, cpuCount: 16 }, 4],
   ['at least 2 on a small machine', { env: K8S, cpuCount: 4 }, 2],
   ['ZTUNNEL_CPU_LIMIT feeds the quarter rule', { env: { ...K8S, ZTUNNEL_CPU_LIMIT: '40' }, cpuCount: 4 }, 10],
+  ['a percentage of the CPU resource limit, not of the node', { env: { ...K8S, ZTUNNEL_WORKER_THREADS: '50%', ZTUNNEL_RESOURCE_CPU_LIMIT: '4', ZTUNNEL_CPU_LIMIT: '32' }, cpuCount: 64 }, 2],
+  ['0 means every core of the CPU resource limit', { env: { ...K8S, ZTUNNEL_WORKER_THREADS: '0', ZTUNNEL_RESOURCE_CPU_LIMIT: '3' }, cpuCount: 64 }, 3],
+  ['ProxyConfig concurrency 0 counts the CPU resource limit', { env: { ...K8S, PROXY_CONFIG: 'concurrency: 0', ZTUNNEL_RESOURCE_CPU_LIMIT: '2500m' }, cpuCount: 64 }, 3],
 ];
 for (const [name, call, n] of workers) {
   t.test(`worker threads: ${name} → ${n}`, async (t) => {

@@ -497,13 +497,15 @@ function parseHeaders(env: Record<string, string | undefined>, prefix: string, e
 /**
  * Worker threads (spec/config.md §5): ZTUNNEL_WORKER_THREADS (integer, 0 = all cores, or NN% of
  * cores rounded up, ≥ 1); else ProxyConfig concurrency (0 = all cores); else the CPU resource
- * limit raised to the request; else max(ceil(cores × 0.25), request, 2). ZTUNNEL_CPU_LIMIT only
- * replaces the core count.
+ * limit raised to the request; else max(ceil(cores × 0.25), request, 2). "Cores" is
+ * ZTUNNEL_RESOURCE_CPU_LIMIT, else ZTUNNEL_CPU_LIMIT, else the logical cores.
  */
 function resolveWorkerThreads(inp: Inputs, concurrency: number | undefined, cpuCount: number): number {
-  const cores = inp.int('cpuLimit') ?? Math.max(1, Math.floor(cpuCount));
   const limit = inp.cpu('resourceCpuLimit');
   const request = inp.cpu('resourceCpuRequest');
+  // The core count behind "all cores" and percentages: the pod's CPU resource limit when given,
+  // else ZTUNNEL_CPU_LIMIT, else the logical cores (as Istio's config.rs counts them).
+  const cores = limit ?? inp.int('cpuLimit') ?? Math.max(1, Math.floor(cpuCount));
   const explicit = inp.text('workerThreads')?.trim();
   if (explicit) {
     if (explicit.endsWith('%')) {
@@ -520,7 +522,7 @@ function resolveWorkerThreads(inp: Inputs, concurrency: number | undefined, cpuC
     return 1;
   }
   if (concurrency !== undefined) return concurrency === 0 ? cores : concurrency;
-  if (limit !== undefined) return Math.max(limit, request ?? 0);
+  if (limit !== undefined) return Math.max(limit, request ?? 0, 1);
   return Math.max(Math.ceil(cores * 0.25), request ?? 0, 2);
 }
 

@@ -72,6 +72,8 @@ export const ERRORS = {
   MISSING_CAPABILITIES: { status: null, flag: 'CONNECT', summary: 'cannot call setns or set SO_MARK: make sure ztunnel has CAP_SYS_ADMIN (setns), CAP_NET_ADMIN (SO_MARK) and CAP_NET_RAW' },
   ZDS_PROTOCOL: { status: null, flag: 'CONNECT', summary: 'the istio-cni node agent broke the ZDS protocol' },
   INPOD_PROXY_START: { status: null, flag: 'CONNECT', summary: 'the listeners of an enrolled pod could not be started in its network namespace (NACK; retried every 5 s)' },
+  // --- data-plane workers (docs/workers.md) ------------------------------------------------------
+  WORKER_FAILED: { status: null, flag: 'CONNECT', summary: 'the data-plane worker thread holding the connection failed; its connections were reset and the worker replaced' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

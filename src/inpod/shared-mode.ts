@@ -10,7 +10,8 @@ import { LinuxSocketFactory } from '../platform/linux-socket-factory.js';
 import type { StateView } from '../state/view.js';
 import type { DnsProxyDeps } from '../dns/dns-proxy.js';
 import type { Logger } from '../telemetry/logger.js';
-import { WorkloadProxyManager, type ReadinessTask, type SharedProxyDeps } from './workload-proxy-manager.js';
+import type { DataPlaneHandle } from '../proxy/proxy-spec.js';
+import { WorkloadProxyManager, type ReadinessTask } from './workload-proxy-manager.js';
 import { ZdsClient } from './zds-client.js';
 
 /**
@@ -30,7 +31,7 @@ export interface SharedModeOptions {
   readonly addon: NativeAddon;
   readonly config: Config;
   readonly state: StateView;
-  readonly proxyDeps: SharedProxyDeps;
+  readonly dataPlane: DataPlaneHandle;
   /** The DNS proxy's shared parts when it is on: each pod gets UDP+TCP 15053 on its loopback. */
   readonly dns?: DnsProxyDeps;
   readonly secrets: { prefetch?(id: Identity): void; forget?(id: Identity): void };
@@ -55,7 +56,7 @@ export function startSharedMode(o: SharedModeOptions): SharedMode {
     addon: o.addon,
     config: o.config,
     state: o.state,
-    proxyDeps: o.proxyDeps,
+    dataPlane: o.dataPlane,
     ...(o.dns ? { dns: o.dns } : {}),
     secrets: o.secrets,
     registry: o.registry,

@@ -17,12 +17,14 @@ import type { BindAddr, Config } from '../config/config.js';
 import type { NativeAddon } from '../platform/native-addon.js';
 import { LinuxSocketFactory } from '../platform/linux-socket-factory.js';
 import { transparentMode } from '../platform/socket-factory.js';
-import { WorkloadProxy, type WorkloadProxyOptions } from '../proxy/workload-proxy.js';
 import { dumpConnections } from '../proxy/connection-manager.js';
+import type { DataPlaneHandle, ProxySpec } from '../proxy/proxy-spec.js';
+import { listenerError } from '../config/listener-error.js';
+import type { ListenerKind, ListenerSpec } from '../proxy/workload-proxy.js';
+import type { LiveConnection } from '../telemetry/connection-record.js';
 import type { Workload } from '../state/model.js';
 import type { StateView } from '../state/view.js';
 import { identityOf } from '../state/workload-identity.js';
-import type { LiveConnection } from '../telemetry/connection-record.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ZdsHandler } from './zds-client.js';
 import { startDnsProxy, type DnsProxyDeps } from '../dns/dns-proxy.js';
@@ -44,16 +46,20 @@ export interface ReadinessTask {
   complete(): void;
 }
 
-/** What a WorkloadProxy needs besides the pod-specific parts the manager fills in. */
-export type SharedProxyDeps = Pick<WorkloadProxyOptions, 'config' | 'state' | 'certs' | 'records' | 'logger' | 'accessLogger' | 'policyLogger'>;
-
 export interface WorkloadProxyManagerOptions {
   readonly addon: NativeAddon;
   /** nodeName, ipv6Enabled, inpodPortReuse, enableOrigSrc, enableSocks5. */
   readonly config: Config;
   readonly state: StateView;
-  readonly proxyDeps: SharedProxyDeps;
-  /** DNS proxy on: each pod also gets UDP+TCP 15053 on its loopback (docs/dns.md). */
+  /**
+   * Runs each pod's proxy on every data-plane worker (docs/workers.md). The manager binds the
+   * pod's listeners inside its netns here, on the main thread, and hands the fds over.
+   */
+  readonly dataPlane: DataPlaneHandle;
+  /**
+   * DNS proxy on: each pod also gets UDP+TCP 15053 on its loopback (docs/dns.md). DNS runs on
+   * the main thread, beside the state it answers from (docs/workers.md).
+   */
   readonly dns?: DnsProxyDeps;
   /** Certificates of local identities: warmed when a pod starts, dropped with the last pod using them. */
   readonly secrets: { prefetch?(id: Identity): void; forget?(id: Identity): void };
@@ -82,7 +88,8 @@ interface Pod {
   readonly netnsFd: number;
   readonly inode: number;
   status: WorkloadStatus;
-  proxy?: WorkloadProxy;
+  /** The data-plane proxy key while it runs, and the listener fds this thread keeps for it. */
+  proxy?: { readonly key: string; readonly fds: number[] };
   dns?: DnsServer;
   identity?: Identity;
   retry?: NodeJS.Timeout;
@@ -94,8 +101,6 @@ interface Pod {
 
 export class WorkloadProxyManager implements ZdsHandler {
   private readonly pods = new Map<string, Pod>();
-  /** Proxies of stopped pods that are still draining (their connections still count). */
-  private readonly draining = new Set<WorkloadProxy>();
   private readonly drains = new Set<Promise<void>>();
   /** uids named by an Add or Keep since the current ZDS connection began (capture.md §6 step 3). */
   private seen = new Set<string>();
@@ -197,19 +202,6 @@ export class WorkloadProxyManager implements ZdsHandler {
 
   // --- views for admin and policy ------------------------------------------------------------------
 
-  /** `/config_dump` `workloadState`: uid → state and WorkloadInfo. */
-  workloadState(): Record<string, WorkloadStateEntry> {
-    const out: Record<string, WorkloadStateEntry> = {};
-    for (const pod of this.pods.values()) {
-      out[pod.uid] = {
-        state: pod.status,
-        ...(pod.status === 'Up' && pod.proxy ? { connections: dumpConnections(pod.proxy.connections()) } : {}),
-        info: { name: pod.info.name, namespace: pod.info.namespace, serviceAccount: pod.info.serviceAccount },
-      };
-    }
-    return out;
-  }
-
   /** `/config_dump` `dns.listeners`: uid → the pod's DNS listener addresses. */
   dnsListeners(): Record<string, string[]> {
     const out: Record<string, string[]> = {};
@@ -217,13 +209,20 @@ export class WorkloadProxyManager implements ZdsHandler {
     return out;
   }
 
-  connections(): LiveConnection[] {
-    return this.proxies().flatMap((p) => p.connections());
-  }
-
-  /** Re-runs policy for every pod's tracked connections (policy.md §7); returns how many were closed. */
-  reauthorize(): number {
-    return this.proxies().reduce((n, p) => n + p.reauthorize(), 0);
+  /**
+   * `/config_dump` `workloadState`: uid → state and WorkloadInfo, and for an Up pod its live
+   * connections among `connections` (gathered from every data-plane worker).
+   */
+  workloadState(connections: readonly LiveConnection[] = []): Record<string, WorkloadStateEntry> {
+    const out: Record<string, WorkloadStateEntry> = {};
+    for (const pod of this.pods.values()) {
+      out[pod.uid] = {
+        state: pod.status,
+        ...(pod.status === 'Up' && pod.proxy ? { connections: dumpConnections(connections.filter((c) => c.proxy === pod.proxy!.key)) } : {}),
+        info: { name: pod.info.name, namespace: pod.info.namespace, serviceAccount: pod.info.serviceAccount },
+      };
+    }
+    return out;
   }
 
   /** Shutdown: every pod proxy drains (deadline), then every netns fd is closed. Idempotent. */
@@ -234,11 +233,6 @@ export class WorkloadProxyManager implements ZdsHandler {
   }
 
   // --- internals -------------------------------------------------------------------------------------
-
-  private proxies(): WorkloadProxy[] {
-    const up = [...this.pods.values()].flatMap((p) => (p.proxy ? [p.proxy] : []));
-    return [...up, ...this.draining];
-  }
 
   /** One start attempt; rejects (→ NACK) and schedules a retry when the proxy cannot start. */
   private start(pod: Pod): Promise<void> {
@@ -254,7 +248,9 @@ export class WorkloadProxyManager implements ZdsHandler {
 
   private async attempt(pod: Pod): Promise<void> {
     const log = this.log.child({ uid: pod.uid, workload: describe(pod.info) });
-    let proxy: WorkloadProxy | undefined;
+    const key = `${pod.uid}/${pod.inode}`;
+    const fds: number[] = [];
+    let added = false;
     let dns: DnsServer | undefined;
     try {
       const workload = await this.matchWorkload(pod);
@@ -262,33 +258,41 @@ export class WorkloadProxyManager implements ZdsHandler {
       const c = this.o.config;
       const sockets = new LinuxSocketFactory(this.o.addon, { netnsFd: pod.netnsFd, onWarning: (m) => log.warn(m) });
       const wildcard = await this.wildcardFor(pod);
-      const bind = (port: number): BindAddr => ({ host: wildcard, port });
+      const mode = transparentMode(c.enableOrigSrc);
+      const addrs: Partial<Record<ListenerKind, BindAddr>> = {
+        outbound: { host: wildcard, port: INPOD_PORTS.outbound },
+        inboundPlaintext: { host: wildcard, port: INPOD_PORTS.inboundPlaintext },
+        inbound: { host: wildcard, port: INPOD_PORTS.inbound },
+        // ports-and-modes.md §1: IPv4 loopback only.
+        ...(c.enableSocks5 ? { socks5: { host: '127.0.0.1', port: INPOD_PORTS.socks5 } } : {}),
+      };
+      // Bound here, in the pod's netns; every data-plane worker serves a duplicate (docs/workers.md).
+      const listeners: Partial<Record<ListenerKind, ListenerSpec>> = {};
+      for (const [kind, addr] of Object.entries(addrs) as [ListenerKind, BindAddr][]) {
+        const { fd, transparent } = await sockets.bindListener({ ...addr, reusePort: c.inpodPortReuse, transparent: kind === 'socks5' ? 'off' : mode }).catch((e: unknown) => {
+          throw listenerError(kind, `${addr.host}:${addr.port}`, e, false); // fixed in-pod ports: no setting moves them
+        });
+        fds.push(fd);
+        listeners[kind] = { ...addr, fd, transparent };
+      }
       const { namespace, name, serviceAccount } = pod.info;
-      const node = c.nodeName;
-      proxy = new WorkloadProxy({
-        ...this.o.proxyDeps,
+      const spec: ProxySpec = {
+        key,
         name: `${namespace}/${name}`,
-        sockets,
-        logger: this.o.proxyDeps.logger.child({ uid: pod.uid }),
-        listeners: {
-          outbound: bind(INPOD_PORTS.outbound),
-          inboundPlaintext: bind(INPOD_PORTS.inboundPlaintext),
-          inbound: bind(INPOD_PORTS.inbound),
-          // ports-and-modes.md §1: IPv4 loopback only.
-          ...(c.enableSocks5 ? { socks5: { host: '127.0.0.1', port: INPOD_PORTS.socks5 } } : {}),
-        },
-        listenersFromSettings: false,
+        logContext: { uid: pod.uid },
+        netnsFd: pod.netnsFd,
+        listeners,
         reusePort: c.inpodPortReuse,
-        transparent: transparentMode(c.enableOrigSrc),
-        // Looked up on each use: the workload may change with config (same rule as dedicated mode).
-        localWorkload: () => this.o.state.findLocalWorkload(namespace, name, serviceAccount, node),
+        transparent: mode,
+        localWorkload: { namespace, name, serviceAccount, node: c.nodeName },
         identity,
-      });
-      await proxy.bind();
+      };
+      await this.o.dataPlane.addProxy(spec);
+      added = true;
       if (this.o.dns) dns = await this.startDns(pod, sockets, wildcard === '::');
       if (pod.removed) throw new ZtunnelError('INPOD_PROXY_START', 'pod removed while its proxy was starting');
-      proxy.startAccepting();
-      pod.proxy = proxy;
+      this.o.dataPlane.startAccepting(key);
+      pod.proxy = { key, fds };
       if (dns) pod.dns = dns;
       pod.identity = identity;
       pod.status = 'Up';
@@ -298,7 +302,8 @@ export class WorkloadProxyManager implements ZdsHandler {
       log.info({ identity: formatIdentity(identity), inode: pod.inode }, 'pod enrolled; in-pod listeners started');
     } catch (e) {
       dns?.close();
-      if (proxy) await proxy.close(0).catch(() => {});
+      if (added) await this.o.dataPlane.removeProxy(key, 0).catch(() => {});
+      for (const fd of fds) this.o.addon.closeFd(fd);
       const error = e instanceof ZtunnelError ? e : new ZtunnelError('INPOD_PROXY_START', `failed to start the proxy for ${describe(pod.info)}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
       pod.lastError = error.message;
       if (!pod.removed && !this.closed) {
@@ -389,13 +394,13 @@ export class WorkloadProxyManager implements ZdsHandler {
     pod.dns?.close();
     delete pod.dns;
     this.forgetIdentity(pod);
-    if (proxy) this.draining.add(proxy);
     const done = (async () => {
       // A start attempt in flight sees `removed` and closes what it bound.
       await pod.starting?.catch(() => {});
       if (proxy) {
-        await proxy.close(deadlineMs).catch((e: unknown) => this.log.warn({ uid: pod.uid, err: String(e) }, 'error while draining a pod proxy'));
-        this.draining.delete(proxy);
+        await this.o.dataPlane.removeProxy(proxy.key, deadlineMs).catch((e: unknown) => this.log.warn({ uid: pod.uid, err: String(e) }, 'error while draining a pod proxy'));
+        // Every worker closed its duplicate: the listening sockets go away with these.
+        for (const fd of proxy.fds) this.o.addon.closeFd(fd);
       }
       this.o.addon.closeFd(pod.netnsFd);
       if (wasUp) this.metrics.stopped.inc();

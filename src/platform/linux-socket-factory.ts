@@ -101,6 +101,23 @@ export class LinuxSocketFactory implements SocketFactory {
   }
 
   async listen(opts: ListenOptions): Promise<ListenResult> {
+    const { fd, transparent } = await this.bindListener(opts);
+    const server = await listenOnFd(fd, opts.backlog, () => this.addon.closeFd(fd));
+    return { server, transparent };
+  }
+
+  async adoptListener(fd: number, backlog?: number): Promise<Server> {
+    const dup = this.addon.dupFd(fd);
+    if (dup < 0) throw errnoError(dup, 'dup', `listener fd ${fd}`);
+    return listenOnFd(dup, backlog, () => this.addon.closeFd(dup));
+  }
+
+  /**
+   * A bound, not yet listening TCP socket (capture.md §5 options applied), for a caller that
+   * hands the fd on: the data-plane workers each adopt a duplicate of it (docs/workers.md).
+   * The caller owns the fd.
+   */
+  async bindListener(opts: ListenOptions): Promise<{ fd: number; transparent: boolean }> {
     const host = canonicalIp(opts.host);
     if (!host) throw errnoError(-EINVAL, 'listen', `${opts.host} is not an IP address`);
     const family = ipFamily(host) as 4 | 6;
@@ -125,22 +142,7 @@ export class LinuxSocketFactory implements SocketFactory {
       this.addon.closeFd(fd);
       throw e;
     }
-    const server: Server = createServer({ allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK } as never);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ fd, backlog: opts.backlog ?? 1024 }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-    } catch (e) {
-      server.close();
-      // If Node never adopted the fd, it is still ours to close.
-      if (!serverHasHandle(server)) this.addon.closeFd(fd);
-      throw e;
-    }
-    return { server, transparent };
+    return { fd, transparent };
   }
 
   async connect(opts: ConnectOptions): Promise<Socket> {
@@ -383,4 +385,28 @@ export function capabilityHint(e: unknown): string {
   if (denied && syscall === 'setns') return 'entering a pod network namespace (setns) needs CAP_SYS_ADMIN: make sure ztunnel has CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW';
   if (denied && syscall?.startsWith('setsockopt')) return 'setting SO_MARK needs CAP_NET_ADMIN: make sure ztunnel has CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW';
   return 'make sure ztunnel has CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW';
+}
+
+/**
+ * Adopts a bound TCP socket fd as a listening net.Server (Node calls listen(2) on it). When Node
+ * refuses the fd, `release` closes it (it is still the caller's); once adopted, closing the
+ * server closes the fd.
+ */
+export async function listenOnFd(fd: number, backlog: number | undefined, release: () => void): Promise<Server> {
+  const server: Server = createServer({ allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK } as never);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ fd, backlog: backlog ?? 1024 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    server.close();
+    // If Node never adopted the fd, it is still ours to close.
+    if (!serverHasHandle(server)) release();
+    throw e;
+  }
+  return server;
 }

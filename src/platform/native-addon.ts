@@ -60,6 +60,8 @@ export interface NativeAddon {
   /** fstat().st_ino of a netns fd (its identity) or a negative errno. */
   netnsInode(fd: number): number;
   closeFd(fd: number): number;
+  /** fcntl(F_DUPFD_CLOEXEC): a new fd for the same open socket, or a negative errno. */
+  dupFd(fd: number): number;
   seqpacketConnect(path: string): number;
   seqpacketListen(path: string, backlog: number): number;
   acceptFd(fd: number): number;

@@ -67,6 +67,11 @@ export interface UdpOptions {
 export interface SocketFactory {
   readonly kind: 'linux' | 'plain';
   listen(opts: ListenOptions): Promise<ListenResult>;
+  /**
+   * Serves a listener another thread bound (docs/workers.md): adopts a duplicate of `fd`, so
+   * closing the returned server leaves the original open. Absent: the factory cannot (no addon).
+   */
+  adoptListener?(fd: number, backlog?: number): Promise<Server>;
   /** Resolves once connected (allowHalfOpen: true, TCP_NODELAY); rejects with the errno error. */
   connect(opts: ConnectOptions): Promise<Socket>;
   /** SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST, else the socket's local address (capture.md §3). */

@@ -39,8 +39,8 @@ export interface WorkloadProxyOptions {
   readonly logger: Logger;
   readonly accessLogger: Logger;
   readonly policyLogger: Logger;
-  /** Listeners to bind; an absent one is not run. */
-  readonly listeners: { outbound?: BindAddr; inboundPlaintext?: BindAddr; inbound?: BindAddr; socks5?: BindAddr };
+  /** Listeners to bind (or to adopt, when another thread bound them); an absent one is not run. */
+  readonly listeners: { outbound?: ListenerSpec; inboundPlaintext?: ListenerSpec; inbound?: ListenerSpec; socks5?: ListenerSpec };
   /** The listener addresses come from the --*-addr settings (false: fixed in-pod ports); bind errors name them. */
   readonly listenersFromSettings?: boolean;
   readonly reusePort: boolean;
@@ -51,7 +51,15 @@ export interface WorkloadProxyOptions {
   readonly identity: Identity;
 }
 
-type Kind = 'outbound' | 'inboundPlaintext' | 'inbound' | 'socks5';
+export type ListenerKind = 'outbound' | 'inboundPlaintext' | 'inbound' | 'socks5';
+type Kind = ListenerKind;
+
+/**
+ * Where a listener is. With `fd`, the socket was already bound (options set) by the main thread
+ * and each data-plane worker serves a duplicate of it (docs/workers.md); `transparent` then says
+ * whether IP_TRANSPARENT is on it. Without, this proxy binds host:port itself.
+ */
+export type ListenerSpec = BindAddr & { readonly fd?: number; readonly transparent?: boolean };
 
 interface Bound {
   readonly kind: Kind;
@@ -113,10 +121,10 @@ export class WorkloadProxy {
   async bind(): Promise<void> {
     // Peer certificates are read with @peculiar/x509 in this thread's handshakes (tls/verify.ts).
     await prepareLeafChecks();
-    for (const [kind, addr] of Object.entries(this.o.listeners) as [Kind, BindAddr | undefined][]) {
+    for (const [kind, addr] of Object.entries(this.o.listeners) as [Kind, ListenerSpec | undefined][]) {
       if (!addr) continue;
       const transparent = kind === 'socks5' ? 'off' : this.o.transparent;
-      const { server, transparent: isTransparent } = await this.o.sockets.listen({
+      const { server, transparent: isTransparent } = addr.fd !== undefined ? await this.adopt(addr.fd, addr.transparent ?? false) : await this.o.sockets.listen({
         host: addr.host,
         port: addr.port,
         reusePort: this.o.reusePort,
@@ -132,6 +140,11 @@ export class WorkloadProxy {
     }
     const inboundBound = this.bound.get('inbound');
     if (inboundBound) this.hbone.attach(this.hboneFeed as unknown as Server);
+  }
+
+  private async adopt(fd: number, transparent: boolean): Promise<{ server: Server; transparent: boolean }> {
+    if (!this.o.sockets.adoptListener) throw new ZtunnelError('NATIVE_UNAVAILABLE', 'serving a listener bound by another thread needs the native addon');
+    return { server: await this.o.sockets.adoptListener(fd), transparent };
   }
 
   startAccepting(): void {
@@ -155,6 +168,11 @@ export class WorkloadProxy {
   /** Re-evaluates every tracked inbound connection (policy.md §7); returns how many were closed. */
   reauthorize(): number {
     return this.conns.reauthorize((input) => authorize(this.o.state, input));
+  }
+
+  /** Aborts every tracked connection at once (a failed worker resets what it holds). */
+  abortAll(reason: Error): void {
+    this.conns.closeAll(reason);
   }
 
   /** Graceful drain (ports-and-modes.md §5): stop accepting, GOAWAY, wait, then force-close. */

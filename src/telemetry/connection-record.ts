@@ -66,12 +66,39 @@ export interface LiveConnection {
   readonly serverToClientBytes: number;
   /** `<ns>/<name>` + rule index, or `no allow policies` (inbound). */
   allowedBy?: string;
+  /** The data-plane worker holding it (set on the snapshots a worker reports). */
+  readonly worker?: number;
+  /** The key of the proxy (ProxySpec) holding it (set on the snapshots a worker reports). */
+  readonly proxy?: string;
 }
 
-let nextId = 1;
+let localNextId = 1;
+let nextId: () => number = () => localNextId++;
+
+/**
+ * Where connection ids come from. Data-plane workers share one counter (an atomic add on shared
+ * memory, no message), so ids stay unique across threads (docs/workers.md).
+ */
+export function setConnectionIdSource(next: () => number): void {
+  nextId = next;
+}
+
+/** A plain copy of a live connection, to send to another thread. */
+export function snapshotConnection(c: LiveConnection, worker: number, proxy: string): LiveConnection {
+  return {
+    id: c.id,
+    description: c.description,
+    startedAtMs: c.startedAtMs,
+    clientToServerBytes: c.clientToServerBytes,
+    serverToClientBytes: c.serverToClientBytes,
+    ...(c.allowedBy !== undefined ? { allowedBy: c.allowedBy } : {}),
+    worker,
+    proxy,
+  };
+}
 
 export class ConnectionRecord implements LiveConnection {
-  readonly id = nextId++;
+  readonly id = nextId();
   readonly startedAtMs = Date.now();
   clientToServerBytes = 0;
   serverToClientBytes = 0;

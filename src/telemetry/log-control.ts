@@ -11,6 +11,7 @@ export class LogControl {
   private defaultLevel: string;
   private readonly initial: { level: string; scopes: Map<string, string> };
   private scopes = new Map<string, string>();
+  private readonly listeners: Array<(spec: string) => void> = [];
 
   /** `spec` is RUST_LOG-like: `info` or `info,access=debug,policy=trace` (or `scope:level`). */
   constructor(private readonly root: Logger, spec: string) {
@@ -91,7 +92,13 @@ export class LogControl {
     return [this.defaultLevel, ...scoped].join(',');
   }
 
+  /** Called with describe() after every change (data-plane workers follow the main thread's levels). */
+  onChange(cb: (spec: string) => void): void {
+    this.listeners.push(cb);
+  }
+
   private refresh(): void {
+    for (const cb of this.listeners) cb(this.describe());
     this.root.level = toPinoLevel(this.defaultLevel) ?? 'info';
     for (const [name, l] of this.components) l.level = toPinoLevel(this.scopes.get(name) ?? this.defaultLevel) ?? 'info';
   }

@@ -76,7 +76,7 @@ const seriesKey = (l: Labels): string => {
   return k;
 };
 
-export function createTrafficMetrics(registry: Registry, opts: { istioVersion: string; processMetrics?: boolean }): TrafficMetricsSink {
+export function createTrafficMetrics(registry: Registry, opts: { istioVersion: string; processMetrics?: boolean; build?: boolean }): TrafficMetricsSink {
   // Issue 7 (connection rate and memory): prom-client hashes all 27 labels on every inc(), and a
   // label object per connection costs ~0.5 KB while it is open. So connections count into a
   // Series shared by every connection with the same labels, and the counters are brought up to
@@ -90,8 +90,11 @@ export function createTrafficMetrics(registry: Registry, opts: { istioVersion: s
   const sent = mk('istio_tcp_sent_bytes', 'The size of total bytes sent during response in case of a TCP connection.');
   const failed = mk('istio_tcp_connections_failed', 'The total number of TCP connections that failed to establish (unstable).');
   const socketsOpen = new Gauge({ name: 'istio_tcp_sockets_open', help: 'The current number of open TCP sockets (unstable).', labelNames: ['reporter'], registers: [registry], collect });
-  const build = new Gauge({ name: 'istio_build', help: 'Istio component build info.', labelNames: ['component', 'tag'], registers: [registry] });
-  build.set({ component: 'ztunnel', tag: opts.istioVersion || 'unknown' }, 1);
+  // Once per process: data-plane workers (docs/workers.md) count traffic only.
+  if (opts.build !== false) {
+    const build = new Gauge({ name: 'istio_build', help: 'Istio component build info.', labelNames: ['component', 'tag'], registers: [registry] });
+    build.set({ component: 'ztunnel', tag: opts.istioVersion || 'unknown' }, 1);
+  }
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
   const sockets = new Map<string, number>();
 

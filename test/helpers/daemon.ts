@@ -95,10 +95,20 @@ export class Daemon {
   }
 }
 
+/**
+ * The environment every test daemon starts from: PATH, JSON logs, and the data-plane worker count
+ * of the test run when one is given (`ZTUNNEL_WORKER_THREADS=1 npm test` runs the whole suite with
+ * one worker; .ci/run uses 2, docs/workers.md). A test's own env wins.
+ */
+export function baseDaemonEnv(): Record<string, string> {
+  const workers = process.env['ZTUNNEL_WORKER_THREADS'];
+  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...(workers ? { ZTUNNEL_WORKER_THREADS: workers } : {}) };
+}
+
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const cmd = [...(o.wrapper ?? []), process.execPath, MAIN_JS, 'run', ...(o.args ?? [])];
   const child = spawn(cmd[0]!, cmd.slice(1), {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...o.env },
+    env: { ...baseDaemonEnv(), ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const d = new Daemon(o.name, child);

@@ -341,7 +341,7 @@ t.test('/debug/connections shows a live transfer on both sides with growing byte
   t.equal(type, 'text/plain; charset=utf-8');
   const lines = table.trimEnd().split('\n');
   t.equal(lines.length, 2, 'a header and one row');
-  t.match(lines[0], /^DIRECTION\s+SRC\s+DST\s+HBONE\s+SRC_IDENTITY\s+DST_IDENTITY\s+BYTES_SENT\s+BYTES_RECV\s+AGE\s+POD\s+ALLOWED_BY$/);
+  t.match(lines[0], /^DIRECTION\s+SRC\s+DST\s+HBONE\s+SRC_IDENTITY\s+DST_IDENTITY\s+BYTES_SENT\s+BYTES_RECV\s+AGE\s+POD\s+ALLOWED_BY\s+WORKER$/);
   t.same(lines[1]!.split(/\s+/).slice(0, 8), ['outbound', c.src, `${B}:15008`, `${B}:${echo.port}`, SA_A, SA_B, '15000', '15000']);
   const bTable = (await text(await b.http('admin', '/debug/connections')))[1];
   t.match(bTable, /shop\/allow-a rule\[0\]/, 'B\'s table names the allowing policy');

@@ -195,6 +195,7 @@ const ELSEWHERE: Partial<Record<ErrorCode, string>> = {
   RELAY_RESET: 'NOT DRIVEN: inbound.ts, client gone before the 200',
   NATIVE_UNAVAILABLE: 'NOT DRIVEN: native-addon.ts, addon file missing',
   INPOD_PROXY_START: 'test/netns/workload-proxy-manager.test.ts ("no Add after close")',
+  WORKER_FAILED: 'test/integration/workers.test.ts "a failed worker is replaced; its connections are reset ..." (records name the failure)',
 };
 
 t.test('each driven code is the error its path ends with, with the catalogue\'s status', async (t) => {

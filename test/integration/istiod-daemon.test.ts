@@ -14,7 +14,7 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import t from 'tap';
 import { loadX509 } from '../helpers/x509.js';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../../src/xds/xds-proto.js';
-import { Daemon, MAIN_JS, randomLoopback, startDaemon, tempDir, writeTemp } from '../helpers/daemon.js';
+import { Daemon, MAIN_JS, baseDaemonEnv, randomLoopback, startDaemon, tempDir, writeTemp } from '../helpers/daemon.js';
 import { FakeIstiod, type RecordedCaRequest } from '../helpers/fake-istiod.js';
 import { roundTrip, socks5Connect, startEchoServer } from '../helpers/servers.js';
 
@@ -105,7 +105,7 @@ function daemonEnv(fake: FakeIstiod, name: string, ip: string, tokenFile: string
 /** Starts a daemon process without waiting for readiness (same launch as helpers/daemon.ts). */
 function spawnDaemon(name: string, env: Record<string, string>): Daemon {
   const child = spawn(process.execPath, [MAIN_JS, 'run'], {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...env },
+    env: { ...baseDaemonEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Daemon(name, child);

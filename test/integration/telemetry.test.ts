@@ -9,7 +9,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { LocalCa } from '../../src/identity/local-ca.js';
-import { Daemon, MAIN_JS, dedicatedEnv, randomLoopback, startDaemon, tempDir, type LogLine } from '../helpers/daemon.js';
+import { Daemon, MAIN_JS, baseDaemonEnv, dedicatedEnv, randomLoopback, startDaemon, tempDir, type LogLine } from '../helpers/daemon.js';
 import { delta, samplesOf, scrape, type Sample, type Scrape } from '../helpers/metrics-scrape.js';
 import { roundTrip, socks5Connect, startEchoServer } from '../helpers/servers.js';
 
@@ -589,7 +589,7 @@ workloads:
   const e = env('c-pod', 'sa-c', ip, '');
   delete e['LOCAL_XDS_PATH'];
   const child = spawn(process.execPath, [MAIN_JS, 'run'], {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...e, LOCAL_XDS: localXds, LOG_FORMAT: 'plain' },
+    env: { ...baseDaemonEnv(), ...e, LOCAL_XDS: localXds, LOG_FORMAT: 'plain' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const c = new Daemon('C', child);

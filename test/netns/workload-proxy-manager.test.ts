@@ -16,7 +16,8 @@ import { loadNativeAddon } from '../../src/platform/native-addon.js';
 import { LinuxSocketFactory } from '../../src/platform/linux-socket-factory.js';
 import { State } from '../../src/state/state.js';
 import { workload } from '../../src/state/test-builders.js';
-import { ConnectionRecorder } from '../../src/telemetry/connection-record.js';
+import { DataPlane } from '../../src/data-plane.js';
+import { LogControl } from '../../src/telemetry/log-control.js';
 import { MAIN_JS, tempDir } from '../helpers/daemon.js';
 import { eventually, netnsAvailable } from './bed.js';
 import { createNetns, type Netns } from './netns-fixture.js';
@@ -53,12 +54,23 @@ if (netnsAvailable(t)) {
     state.apply({ workloads: { upsert: [wl('p1', '10.77.0.1'), ...(opts.withP2 === false ? [] : [wl('p2', '10.77.0.2')])], remove: [] } });
     // OpenMetrics, as app.ts creates it (counters are exposed with `_total`).
     const registry = new (Registry as unknown as new (contentType: string) => Registry)(Registry.OPENMETRICS_CONTENT_TYPE);
+    const dataPlane = new DataPlane({
+      config,
+      workerId: 0,
+      state,
+      certs: secrets,
+      logs: new LogControl(logger, 'info'),
+      registry: new Registry(),
+      sockets: (netnsFd) => new LinuxSocketFactory(addon, netnsFd !== undefined ? { netnsFd } : {}),
+    });
+    t.teardown(() => dataPlane.close(0));
     const readiness = { ready: false, pending: () => void (readiness.ready = false), complete: () => void (readiness.ready = true) };
     const manager = new WorkloadProxyManager({
       addon,
       config,
       state,
-      proxyDeps: { config, state, certs: secrets, records: new ConnectionRecorder(logger), logger, accessLogger: logger, policyLogger: logger },
+      // The data plane in this thread (the daemon runs it in worker threads, docs/workers.md).
+      dataPlane,
       secrets,
       registry,
       readiness,
