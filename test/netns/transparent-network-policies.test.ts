@@ -213,7 +213,11 @@ if (netnsAvailable(t)) {
       const m = marker();
       t.equal((await exchange(a1, b2.ip, port, m)).data.toString(), m, `a1 → b2:${port} works`);
     }
-    t.same(establishedTo(bed, a1, b2.ip), [HBONE], 'a1 holds one connection to b2, on 15008');
+    // One pool per data-plane worker (docs/workers.md): at most one connection per worker.
+    const dump = JSON.parse((await bed.http(na, 'admin', '/config_dump')).body) as { config: { numWorkerThreads: number } };
+    const conns = establishedTo(bed, a1, b2.ip);
+    t.same([...new Set(conns)], [HBONE], 'a1\'s connections to b2 are all on 15008');
+    t.ok(conns.length >= 1 && conns.length <= dump.config.numWorkerThreads, `one pooled connection per worker at most (${conns.length} for ${dump.config.numWorkerThreads} workers)`);
   });
 
   t.test('feature on: mesh traffic to 8080 passes the policy, as mTLS on port 8080', async (t) => {
