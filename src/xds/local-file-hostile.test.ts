@@ -80,3 +80,21 @@ t.test('off the event loop: a parse past its deadline or its heap cap is refused
   t.ok(fine.ok, 'the same file within bounds is read');
   if (fine.ok) t.equal(fine.value.workloads.length, 20_000);
 });
+
+t.test('values and keys quoted in problems are bounded and escaped (they reach log lines and /config_dump)', async (t) => {
+  const huge = 'x'.repeat(100_000);
+  const text = y(
+    'workloads:',
+    `- {uid: a, namespace: ns, workloadIps: [], services: {}, protocol: "${huge}"}`,
+    `- {uid: b, namespace: ns, workloadIps: [], services: {}, protocol: "TCP\\u001b[31mred\\u0007"}`,
+    `- {uid: c, namespace: ns, workloadIps: [], services: {}, "${'k'.repeat(5000)}": 1}`,
+  );
+  const r = parseLocalConfig(text, 'loud.yaml');
+  t.equal(r.ok, false, 'refused');
+  if (r.ok) return;
+  for (const e of r.errors) {
+    t.ok(e.message.length <= 1100 && e.path.length <= 600, `bounded: ${e.path.length} + ${e.message.length} chars`);
+    t.notOk(/[\u0000-\u001f\u007f]/.test(e.message + e.path), 'no control characters');
+  }
+  t.match(r.errors.map((e) => e.message).join('\n'), /…\(100\d\d\d chars\)|chars\)/, 'a cut value says how long it was');
+});

@@ -5,6 +5,7 @@
 // This module loads `yaml`; the daemon runs it on a worker thread (local-parse.ts).
 // Validation is table-driven: each object is a table of keys → parser (+ required / default).
 // Bad input is a value (problems), never a throw.
+import { logSafe } from '../core/log-safe.js';
 import { isAlias, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
 import { isCanonicalIpv4 } from '../state/validate.js';
 import { canonicalIp, parseCidr, type Cidr } from '../core/net.js';
@@ -146,15 +147,25 @@ class Ctx {
     return false;
   }
   error(at: At, message: string): undefined {
-    if (this.errors.length < MAX_LISTED_PROBLEMS) this.errors.push({ file: this.file, line: this.line(at.pos), path: at.path, message, severity: 'error' });
+    if (this.errors.length < MAX_LISTED_PROBLEMS) this.errors.push({ file: this.file, line: this.line(at.pos), ...problemText(at.path, message), severity: 'error' });
     else this.moreErrors++;
     return undefined;
   }
   warn(at: At, message: string): void {
-    if (this.warnings.length < MAX_LISTED_PROBLEMS) this.warnings.push({ file: this.file, line: this.line(at.pos), path: at.path, message, severity: 'warning' });
+    if (this.warnings.length < MAX_LISTED_PROBLEMS) this.warnings.push({ file: this.file, line: this.line(at.pos), ...problemText(at.path, message), severity: 'warning' });
     else this.moreWarnings++;
   }
 }
+/**
+ * Problems quote the file's own text (values, keys, alias names), and they end up in log lines and
+ * /config_dump: bounded and with control characters escaped (issue 16 item 13), so a hostile or
+ * broken file cannot write megabytes or terminal sequences into the logs.
+ */
+function problemText(path: string, message: string): { path: string; message: string } {
+  return { path: logSafe(path, PROBLEM_PATH_MAX_CHARS), message: logSafe(message, PROBLEM_MESSAGE_MAX_CHARS) };
+}
+const PROBLEM_PATH_MAX_CHARS = 512;
+const PROBLEM_MESSAGE_MAX_CHARS = 1024;
 const fieldPath = (path: string, key: string): string => (path ? `${path}.${key}` : key);
 const indexPath = (path: string, i: number): string => `${path}[${i}]`;
 const dataKeyPath = (path: string, k: string | number): string =>
