@@ -227,6 +227,18 @@ Napi::Value SetSockOptInt(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 0);
 }
 
+// setLingerReset(fd) → 0 | -errno: SO_LINGER {on, 0}, so closing the socket sends a TCP RST instead
+// of a FIN (how a connection is reset when Node's own resetAndDestroy cannot be used).
+Napi::Value SetLingerReset(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  struct linger l;
+  l.l_onoff = 1;
+  l.l_linger = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) != 0) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), 0);
+}
+
 // getSockOptInt(fd, level, name) → value (as unsigned 32-bit) | -errno
 Napi::Value GetSockOptInt(const Napi::CallbackInfo& info) {
   int fd, level, name;
@@ -598,6 +610,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("socketInNetns", Napi::Function::New(env, SocketInNetns, "socketInNetns"));
   exports.Set("setSockOptInt", Napi::Function::New(env, SetSockOptInt, "setSockOptInt"));
   exports.Set("getSockOptInt", Napi::Function::New(env, GetSockOptInt, "getSockOptInt"));
+  exports.Set("setLingerReset", Napi::Function::New(env, SetLingerReset, "setLingerReset"));
   exports.Set("bindAddr", Napi::Function::New(env, BindAddr, "bindAddr"));
   exports.Set("connectAddr", Napi::Function::New(env, ConnectAddr, "connectAddr"));
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst, "originalDst"));

@@ -11,6 +11,7 @@ import { formatIdentity, type Identity } from '../core/spiffe.js';
 import type { CertificateProvider } from '../tls/certificate.js';
 import { SecureContextCache, serverTlsOptions, type TlsTuning } from '../tls/secure-context.js';
 import { checkClientTrustDomain } from '../tls/verify.js';
+import { armResetOnClose } from '../platform/native-addon.js';
 import type { Logger } from '../telemetry/logger.js';
 import { noteUnauthenticatedClose } from '../platform/memory-reclaim.js';
 import { startKeepalive } from './keepalive.js';
@@ -271,11 +272,12 @@ export class HboneServer {
   }
 
   /** Ends a connection that never reached HTTP/2: logged once, then closed (or reset). */
-  #failHandshake(socket: net.Socket, tlsSocket: tls.TLSSocket | undefined, remote: SocketAddr, local: SocketAddr, err: ZtunnelError): void {
+  #failHandshake(socket: net.Socket, tlsSocket: tls.TLSSocket | undefined, remote: SocketAddr, local: SocketAddr, err: ZtunnelError, reset = false): void {
     if (!this.#handshaking.delete(socket)) return;
     noteUnauthenticatedClose();
     if (this.#opts.onHandshakeFailed) this.#opts.onHandshakeFailed(remote, local, err);
     else this.#opts.logger.warn({ 'src.addr': `${remote.ip}:${remote.port}`, error: err.message }, 'connection failed');
+    if (reset) armResetOnClose(socket);
     tlsSocket?.destroy();
     socket.destroy();
   }
@@ -291,9 +293,11 @@ export class HboneServer {
     if (peer instanceof ZtunnelError) {
       // Refused before any HTTP/2 frame is read (hbone.md §1). TLS 1.3 lets the client finish its
       // side of the handshake before we verify its certificate; Node verifies in JavaScript after
-      // the handshake and offers no way to send the alert rustls sends, nor to reset a TCP socket
-      // under a TLS socket (resetAndDestroy there crashes Node 20), so the client sees a close.
-      this.#failHandshake(socket, tlsSocket, remoteAddr, localAddr, new ZtunnelError(peer.code, `tls handshake error: ${peer.message}`, { cause: peer }));
+      // the handshake and offers no way to send the alert rustls sends; Node's resetAndDestroy under
+      // a TLS socket takes the process down (Node 20 and 24), so the socket is armed with SO_LINGER 0
+      // and its close is a TCP RST: the client sees a reset, not a clean end (plain close without
+      // the native addon).
+      this.#failHandshake(socket, tlsSocket, remoteAddr, localAddr, new ZtunnelError(peer.code, `tls handshake error: ${peer.message}`, { cause: peer }), true);
       return;
     }
     this.#handshaking.delete(socket);

@@ -7,7 +7,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
+import type { Socket } from 'node:net';
 import { ZtunnelError, err, ok, type Result } from '../core/errors.js';
+import { socketFd } from '../core/node-internals.js';
 
 /** Readiness bits for FdWatcher (libuv's UV_READABLE / UV_WRITABLE / UV_DISCONNECT). */
 export const POLL_READABLE = 1;
@@ -50,6 +52,8 @@ export interface NativeAddon {
    */
   socketInNetns(netnsFd: number, family: 4 | 6, datagram?: boolean): Promise<number>;
   setSockOptInt(fd: number, level: number, name: number, value: number): number;
+  /** SO_LINGER {on, 0}: closing the socket then sends a TCP RST. 0 or -errno. */
+  setLingerReset(fd: number): number;
   /** The option value (unsigned 32-bit) or a negative errno. */
   getSockOptInt(fd: number, level: number, name: number): number;
   bindAddr(fd: number, ip: string, port: number): number;
@@ -130,4 +134,16 @@ function packageRoot(): string | null {
     dir = up;
   }
   return null;
+}
+
+/**
+ * Makes the socket's close send a TCP RST (SO_LINGER {on, 0}) — for a connection refused after its
+ * TLS handshake, where Node can send no TLS alert and its resetAndDestroy under a TLS socket takes
+ * the process down. False when it cannot (no addon, no fd): the caller's close is then a plain FIN.
+ */
+export function armResetOnClose(socket: Socket): boolean {
+  const addon = loadNativeAddon();
+  if (!addon.ok) return false;
+  const fd = socketFd(socket);
+  return fd >= 0 && addon.value.setLingerReset(fd) === 0;
 }

@@ -337,13 +337,15 @@ t.test('issue 14: a failed inbound TLS handshake is a WARN "connection failed" (
 t.test('item 11: a client certificate that is a CA (CA:TRUE) is refused before any HTTP/2 frame, and logged', async (t) => {
   const caLeaf = await issueLeaf(caAuthority, { uris: [formatIdentity(SA_A)], ca: true });
   const s = tls.connect({ host: B, port: 15008, cert: caLeaf.chainPem.join(''), key: caLeaf.keyPem, ALPNProtocols: ['h2'], rejectUnauthorized: false });
-  s.on('error', () => {});
+  let error: string | undefined;
+  s.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
   let bytes = 0;
   s.on('data', (d: Buffer) => (bytes += d.length));
   await new Promise((r) => s.once('secureConnect', r));
   const local = `${s.localAddress}:${s.localPort}`;
   await new Promise((r) => s.once('close', r));
   t.equal(bytes, 0, 'no SETTINGS frame: the HTTP/2 session never started');
+  t.equal(error, 'ECONNRESET', 'the connection is reset, not ended cleanly (Node cannot send the TLS alert)');
   const line = await b.waitForLog((l) => l.msg === 'connection failed' && l['src.addr'] === local);
   t.equal(line.level, 'warn');
   t.match(String(line['error']), /CA:TRUE/);
