@@ -188,7 +188,9 @@ export class DataPlaneWorkers implements DataPlaneHandle {
   private spawn(id: number): Slot {
     Atomics.store(new Int32Array(this.openCounts), id, 0);
     const init: WorkerInit = { config: this.o.config, workerId: id, connectionIds: this.connectionIds, openCounts: this.openCounts, logSpec: this.o.logSpec() };
-    const worker = new Worker(new URL('./data-plane-worker.js', import.meta.url), { workerData: init });
+    // The name is also the OS thread name (`top -H`, /proc/<pid>/task/*/comm), as Istio's Tokio
+    // workers are `ztunnel-N`: the benchmark reads each worker's CPU by it.
+    const worker = new Worker(new URL('./data-plane-worker.js', import.meta.url), { workerData: init, name: `ztunnel-dp-${id}` });
     let markReady!: () => void;
     let fail!: (e: Error) => void;
     const ready = new Promise<void>((resolve, reject) => ((markReady = resolve), (fail = reject)));

@@ -3,7 +3,7 @@
 // closes denied connections on whichever worker holds them, a failed worker is replaced while the
 // other worker's connections keep flowing, and SIGTERM drains every worker.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { LocalCa } from '../../src/identity/local-ca.js';
@@ -182,12 +182,15 @@ async function until<T>(what: string, f: () => Promise<T | undefined> | T | unde
   }
 }
 
-t.test('the worker count is logged at start and shown in /config_dump as numWorkerThreads', async (t) => {
+t.test('the worker count is logged at start and shown in /config_dump as numWorkerThreads; each worker thread is named', async (t) => {
   const line = await a.waitForLog((l) => l.msg === 'data-plane workers started');
   t.equal(line['workers'], 2);
   const dump = (await (await a.http('admin', '/config_dump')).json()) as { config: { numWorkerThreads: number } };
   t.equal(dump.config.numWorkerThreads, 2);
   t.equal((await b.http('admin', '/debug/crash-worker?worker=0', { method: 'POST' })).status, 404, 'the crash hook does not exist without its test switch');
+  // What `top -H -p <pid>` shows (docs/workers.md): each worker's thread by its name.
+  const names = readdirSync(`/proc/${b.child.pid}/task`).map((tid) => readFileSync(`/proc/${b.child.pid}/task/${tid}/comm`, 'utf8').trim());
+  t.same(names.filter((n) => n.startsWith('ztunnel-dp-')).sort(), ['ztunnel-dp-0', 'ztunnel-dp-1'], 'one OS thread named ztunnel-dp-N per worker');
 });
 
 t.test('connections land on both workers and /metrics sums them exactly', async (t) => {
