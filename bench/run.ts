@@ -38,7 +38,10 @@ const HELP = `usage: npm run bench -- [options]
                        netns bed (root), same load client, ratios ts/Istio (bench/vs-istio.ts); with it:
   --workers 1,2        worker counts to run both implementations at (default 1 and Istio's default here)
   --rounds N           rounds, order rotating (default 3, quick 1)
-  --impls direct,h2pipe,istio,ts  which to run (default all four; h2pipe = the bare Node HTTP/2 pipe of s2h)`;
+  --impls direct,h2pipe,istio,ts,ts-istio,istio-ts  which beds to run (default all; h2pipe = the bare Node
+                       HTTP/2 pipe of s2h; ts-istio = ztunnel-ts on A with Istio's ztunnel on B, istio-ts
+                       the reverse: one ztunnel-ts daemon under load beside a cheap partner, at each --workers)
+  --conn-clients N     concurrent clients of the connection-rate load (default 32)`;
 
 interface Settings {
   quick: boolean;
@@ -75,8 +78,8 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls']);
-  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls']);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients']);
+  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
@@ -213,14 +216,17 @@ async function mainVsIstio(argv: string[]): Promise<number> {
   const workers = (val('--workers') ?? `1,${istioDefaultWorkers()}`).split(',').map(Number);
   if (workers.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--workers takes positive integers, e.g. 1,2');
   const rounds = Number(val('--rounds') ?? (quick ? 1 : 3));
-  const { runVsIstio } = await import('./vs-istio.js');
-  const impls = (val('--impls') ?? 'direct,h2pipe,istio,ts').split(',') as Array<'direct' | 'h2pipe' | 'istio' | 'ts'>;
-  if (impls.some((i) => !['direct', 'h2pipe', 'istio', 'ts'].includes(i))) throw new Error('--impls takes direct, h2pipe, istio, ts');
+  const { runVsIstio, IMPLS } = await import('./vs-istio.js');
+  const impls = (val('--impls') ?? IMPLS.join(',')).split(',') as Array<(typeof IMPLS)[number]>;
+  if (impls.some((i) => !IMPLS.includes(i))) throw new Error(`--impls takes ${IMPLS.join(', ')}`);
+  const connConcurrency = Number(val('--conn-clients') ?? 32);
+  if (!Number.isInteger(connConcurrency) || connConcurrency < 1) throw new Error('--conn-clients takes a positive integer');
   return runVsIstio({
     quick,
     impls,
     rounds,
     workers: [...new Set(workers)],
+    connConcurrency,
     durationMs: quick ? 3000 : 10_000,
     warmupMs: 1000,
     idleConnections: Number(val('--idle') ?? (quick ? 500 : 2000)),

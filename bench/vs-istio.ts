@@ -27,7 +27,8 @@ import { stopChild, track } from './lib/children.js';
 import { startDaemonProcess, type DaemonProcess } from './lib/daemon-process.js';
 import { DAEMON_NODE_FLAGS } from './lib/daemon-flags.js';
 import { bulkOnce, connRateOnce, idleConnections, pingPongOnce, settledRss, type BulkRep, type ConnRateRep, type IdleMeasurement } from './lib/measure.js';
-import { cpuSecondsOf, machineFacts } from './lib/proc-stats.js';
+import type { WindowCpu } from './lib/measure.js';
+import { machineFacts } from './lib/proc-stats.js';
 import type { Bed, BedContext, ProxyProcess } from './lib/scenarios.js';
 import { forkListening, startSinkServer } from './lib/scenarios.js';
 import { median, summarizeLatency, type LatencySummary } from './lib/stats.js';
@@ -42,14 +43,23 @@ const IP_A = '127.0.10.1';
 const IP_B = '127.0.10.2';
 const SERVICE_ACCOUNT = { a: 'sa-a', b: 'sa-b' } as const;
 
-export type Impl = 'direct' | 'h2pipe' | 'istio' | 'ts';
+/**
+ * direct / h2pipe / istio / ts: the symmetric beds (both sides the same). ts-istio: ztunnel-ts on A,
+ * Istio's ztunnel on B; istio-ts: the reverse. In a mixed bed one ztunnel-ts daemon carries the
+ * load beside a cheap partner, so it can use more of the machine than in the symmetric bed.
+ */
+export type Impl = 'direct' | 'h2pipe' | 'istio' | 'ts' | 'ts-istio' | 'istio-ts';
+export const IMPLS: readonly Impl[] = ['direct', 'h2pipe', 'istio', 'ts', 'ts-istio', 'istio-ts'];
 
 export interface VsIstioSettings {
   quick: boolean;
   /** Which implementations to run (default all three). */
   impls: Impl[];
   rounds: number;
+  /** Worker counts of the daemons; in the mixed beds, of the ztunnel-ts side. */
   workers: number[];
+  /** Concurrent clients of the connection-rate load. */
+  connConcurrency: number;
   durationMs: number;
   warmupMs: number;
   idleConnections: number;
@@ -62,6 +72,9 @@ export interface VsIstioSettings {
 interface ImplRound {
   impl: Impl;
   workers: number;
+  /** Mixed beds: the Istio side's worker count. */
+  partnerWorkers?: number;
+  connConcurrency?: number;
   round: number;
   idleRssBytes?: Record<string, number>;
   idle?: IdleMeasurement;
@@ -146,95 +159,128 @@ export function findIstioZtunnel(): string {
   return built;
 }
 
-interface Pair {
-  bed: Bed;
+/** Which daemon runs on each side of a bed: the symmetric pairs and the two mixed beds. */
+const SIDES: Record<'istio' | 'ts' | 'ts-istio' | 'istio-ts', { a: 'istio' | 'ts'; b: 'istio' | 'ts' }> = {
+  istio: { a: 'istio', b: 'istio' },
+  ts: { a: 'ts', b: 'ts' },
+  'ts-istio': { a: 'ts', b: 'istio' },
+  'istio-ts': { a: 'istio', b: 'ts' },
+};
+const isMixed = (impl: Impl) => impl === 'ts-istio' || impl === 'istio-ts';
+const isDaemonBed = (impl: Impl): impl is keyof typeof SIDES => impl in SIDES;
+
+interface Side {
+  proxy: ProxyProcess;
   close(): Promise<void>;
 }
 
-async function startIstioPair(bin: string, workDir: string, configPath: string, workers: number, logLevel: string, round: number): Promise<{ proxies: ProxyProcess[]; close(): Promise<void> }> {
-  const children: ChildProcess[] = [];
-  const start = (side: 'a' | 'b', ns: string) => {
-    const logFd = openSync(path.join(workDir, `istio-${side}-${workers}w-${round}.log`), 'w');
-    const env = {
-      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      FAKE_CA: 'true',
-      XDS_ADDRESS: '',
-      CA_ADDRESS: '',
-      ENABLE_ORIG_SRC: 'false',
-      LOCAL_XDS_PATH: configPath,
-      PROXY_MODE: 'dedicated',
-      UNSTABLE_ENABLE_SOCKS5: 'true',
-      PROXY_WORKLOAD_INFO: `default/${side}-0/${SERVICE_ACCOUNT[side]}`,
-      RUST_LOG: logLevel,
-      ZTUNNEL_WORKER_THREADS: String(workers),
-    };
-    // `ip netns exec` execs the binary: the child's pid is the daemon's.
-    const child = track(spawn('ip', ['netns', 'exec', ns, bin], { env, stdio: ['ignore', logFd, logFd] }));
-    closeSync(logFd);
-    children.push(child);
-    return child.pid!;
-  };
-  const stopAll = async () => {
-    await Promise.all(children.map((c) => stopChild(c, 10_000)));
-  };
-  try {
-    const a = start('a', NS_A);
-    const b = start('b', NS_B);
-    await waitReady(NS_A, 'http://127.0.0.1:15021/healthz/ready', 30_000);
-    await waitReady(NS_B, 'http://127.0.0.1:15021/healthz/ready', 30_000);
-    return { proxies: [{ name: 'A', pid: a }, { name: 'B', pid: b }], close: stopAll };
-  } catch (e) {
-    await stopAll();
-    throw e;
-  }
+interface RunCtx {
+  bin: string | null;
+  workDir: string;
+  configPath: string;
+  caDir: string;
+  /** Istio's FAKE_CA root (certificate and key), which ztunnel-ts loads in the mixed beds. */
+  istioRoot: { cert: string; key: string } | null;
+  server: { port: number; pid: number };
+  /** Worker count of the Istio partner in the mixed beds (Istio's default here). */
+  partnerWorkers: number;
 }
 
-async function startTsPair(workDir: string, configPath: string, caDir: string, workers: number, logLevel: string): Promise<{ proxies: ProxyProcess[]; daemons: DaemonProcess[]; close(): Promise<void> }> {
-  const daemons: DaemonProcess[] = [];
-  const start = async (side: 'a' | 'b', ns: string, ip: string) => {
-    const d = await startDaemonProcess({
-      name: `ztunnel-ts ${side.toUpperCase()}`,
-      mainJs: MAIN_JS,
-      wrapper: ['ip', 'netns', 'exec', ns],
-      execArgv: DAEMON_NODE_FLAGS,
-      env: {
-        XDS_ADDRESS: '',
-        FAKE_CA: 'true',
-        ZTUNNEL_STATE_DIR: caDir,
-        // As for Istio's ztunnel: spoofing the client's address cannot be routed back in this bed.
-        ENABLE_ORIG_SRC: 'false',
-        LOCAL_XDS_PATH: configPath,
-        PROXY_MODE: 'dedicated',
-        PROXY_WORKLOAD_INFO: `default/${side}-0/${SERVICE_ACCOUNT[side]}`,
-        UNSTABLE_ENABLE_SOCKS5: 'true',
-        ZTUNNEL_WORKER_THREADS: String(workers),
-        ZTUNNEL_INBOUND_ADDR: `${ip}:15008`,
-        ZTUNNEL_INBOUND_PLAINTEXT_ADDR: `${ip}:15006`,
-        ZTUNNEL_OUTBOUND_ADDR: `${ip}:15001`,
-        ZTUNNEL_SOCKS5_ADDR: `${ip}:15080`,
-        ZTUNNEL_ADMIN_ADDR: `${ip}:15000`,
-        ZTUNNEL_STATS_ADDR: `${ip}:15020`,
-        ZTUNNEL_READINESS_ADDR: `${ip}:15021`,
-        RUST_LOG: logLevel,
-      },
-      readyTimeoutMs: 30_000,
-    });
-    daemons.push(d);
-    return d;
+function startIstioSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLevel: string, tag: string): Side {
+  const ns = side === 'a' ? NS_A : NS_B;
+  const logFd = openSync(path.join(ctx.workDir, `istio-${side}-${tag}.log`), 'w');
+  const env = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    FAKE_CA: 'true',
+    XDS_ADDRESS: '',
+    CA_ADDRESS: '',
+    ENABLE_ORIG_SRC: 'false',
+    LOCAL_XDS_PATH: ctx.configPath,
+    PROXY_MODE: 'dedicated',
+    UNSTABLE_ENABLE_SOCKS5: 'true',
+    PROXY_WORKLOAD_INFO: `default/${side}-0/${SERVICE_ACCOUNT[side]}`,
+    RUST_LOG: logLevel,
+    ZTUNNEL_WORKER_THREADS: String(workers),
   };
+  // `ip netns exec` execs the binary: the child's pid is the daemon's.
+  const child = track(spawn('ip', ['netns', 'exec', ns, ctx.bin!], { env, stdio: ['ignore', logFd, logFd] }));
+  closeSync(logFd);
+  return { proxy: { name: side.toUpperCase(), pid: child.pid! }, close: () => stopChild(child, 10_000) };
+}
+
+async function startTsSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLevel: string, withIstioRoot: boolean): Promise<Side> {
+  const ns = side === 'a' ? NS_A : NS_B;
+  const ip = side === 'a' ? IP_A : IP_B;
+  // Facing Istio's ztunnel, both need one root: Istio's FAKE_CA test root, given to ztunnel-ts as
+  // its local CA (as shared/tools/istio-peers/interop-istio.sh does). Facing itself, its own root.
+  const ca: Record<string, string> = withIstioRoot ? { ZTUNNEL_CA_CERT: ctx.istioRoot!.cert, ZTUNNEL_CA_KEY: ctx.istioRoot!.key } : { ZTUNNEL_STATE_DIR: ctx.caDir };
+  const d = await startDaemonProcess({
+    name: `ztunnel-ts ${side.toUpperCase()}`,
+    mainJs: MAIN_JS,
+    wrapper: ['ip', 'netns', 'exec', ns],
+    execArgv: DAEMON_NODE_FLAGS,
+    env: {
+      XDS_ADDRESS: '',
+      FAKE_CA: 'true',
+      ...ca,
+      // As for Istio's ztunnel: spoofing the client's address cannot be routed back in this bed.
+      ENABLE_ORIG_SRC: 'false',
+      LOCAL_XDS_PATH: ctx.configPath,
+      PROXY_MODE: 'dedicated',
+      PROXY_WORKLOAD_INFO: `default/${side}-0/${SERVICE_ACCOUNT[side]}`,
+      UNSTABLE_ENABLE_SOCKS5: 'true',
+      ZTUNNEL_WORKER_THREADS: String(workers),
+      ZTUNNEL_INBOUND_ADDR: `${ip}:15008`,
+      ZTUNNEL_INBOUND_PLAINTEXT_ADDR: `${ip}:15006`,
+      ZTUNNEL_OUTBOUND_ADDR: `${ip}:15001`,
+      ZTUNNEL_SOCKS5_ADDR: `${ip}:15080`,
+      ZTUNNEL_ADMIN_ADDR: `${ip}:15000`,
+      ZTUNNEL_STATS_ADDR: `${ip}:15020`,
+      ZTUNNEL_READINESS_ADDR: `${ip}:15021`,
+      RUST_LOG: logLevel,
+    },
+    readyTimeoutMs: 30_000,
+  });
+  return { proxy: { name: side.toUpperCase(), pid: d.pid }, close: () => d.stop() };
+}
+
+/**
+ * A daemon on each side, as `impl` says; ready when both readiness endpoints answer. In a mixed
+ * bed the ztunnel-ts side runs `workers` workers and the Istio side ctx.partnerWorkers.
+ */
+async function startDaemonPair(ctx: RunCtx, impl: keyof typeof SIDES, workers: number, logLevel: string, round: number): Promise<{ proxies: ProxyProcess[]; close(): Promise<void> }> {
+  const sides: Side[] = [];
   const close = async () => {
-    await Promise.all(daemons.map((d) => d.stop()));
+    await Promise.all(sides.map((s) => s.close()));
   };
   try {
-    const a = await start('a', NS_A, IP_A);
-    const b = await start('b', NS_B, IP_B);
-    await waitReady(NS_A, `http://${IP_A}:15021/healthz/ready`, 30_000);
-    await waitReady(NS_B, `http://${IP_B}:15021/healthz/ready`, 30_000);
-    return { proxies: [{ name: 'A', pid: a.pid }, { name: 'B', pid: b.pid }], daemons, close };
+    for (const side of ['a', 'b'] as const) {
+      const kind = SIDES[impl][side];
+      const ns = side === 'a' ? NS_A : NS_B;
+      if (kind === 'istio') {
+        sides.push(startIstioSide(ctx, side, isMixed(impl) ? ctx.partnerWorkers : workers, logLevel, `${impl}-${workers}w-${round}`));
+        await waitReady(ns, 'http://127.0.0.1:15021/healthz/ready', 30_000);
+      } else {
+        sides.push(await startTsSide(ctx, side, workers, logLevel, isMixed(impl)));
+        await waitReady(ns, `http://${side === 'a' ? IP_A : IP_B}:15021/healthz/ready`, 30_000);
+      }
+    }
+    return { proxies: sides.map((s) => s.proxy), close };
   } catch (e) {
     await close();
     throw e;
   }
+}
+
+/** Istio's FAKE_CA test root (src/tls/root-cert.pem + ca-key.pem of its source tree), read at run time. */
+export function findIstioRoot(bin: string): { cert: string; key: string } | null {
+  const dirs = [process.env['ISTIO_ZT_SRC'], path.join(path.dirname(path.dirname(bin)), 'src'), '/tmp/istio-src'].filter((d): d is string => !!d);
+  for (const d of dirs) {
+    const cert = path.join(d, 'src', 'tls', 'root-cert.pem');
+    const key = path.join(d, 'src', 'tls', 'ca-key.pem');
+    if (existsSync(cert) && existsSync(key)) return { cert, key };
+  }
+  return null;
 }
 
 /**
@@ -264,40 +310,37 @@ async function startH2Pipe(workDir: string, caDir: string, target: string): Prom
   }
 }
 
-/** CPU cores each proxy used during `fn` (CPU seconds / wall seconds). */
-async function coresDuring<T>(proxies: readonly ProxyProcess[], fn: () => Promise<T>): Promise<{ value: T; cores: Record<string, number> }> {
-  const before = proxies.map((p) => cpuSecondsOf([p.pid]));
-  const t0 = process.hrtime.bigint();
-  const value = await fn();
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cores: Record<string, number> = {};
-  proxies.forEach((p, i) => (cores[p.name] = (cpuSecondsOf([p.pid]) - before[i]!) / wall));
-  return { value, cores };
+/** Cores each proxy used over a measurement window (CPU seconds / wall seconds). */
+function coresOf(w: WindowCpu): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(w.proxies)) out[k] = v / w.seconds;
+  return out;
 }
 
-async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, round: number, ctx: { bin: string | null; workDir: string; configPath: string; caDir: string; server: { port: number } }): Promise<ImplRound> {
-  const out: ImplRound = { impl, workers, round, errors: [] };
+async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, round: number, ctx: RunCtx): Promise<ImplRound> {
+  const out: ImplRound = { impl, workers, round, errors: [], connConcurrency: s.connConcurrency, ...(isMixed(impl) ? { partnerWorkers: ctx.partnerWorkers } : {}) };
   let pair: { proxies: ProxyProcess[]; close(): Promise<void> } | null = null;
   const target = { host: IP_B, port: ctx.server.port };
   try {
     let h2PipePort = 0;
-    if (impl === 'istio') pair = await startIstioPair(ctx.bin!, ctx.workDir, ctx.configPath, workers, s.logLevel, round);
-    else if (impl === 'ts') pair = await startTsPair(ctx.workDir, ctx.configPath, ctx.caDir, workers, s.logLevel);
+    if (isDaemonBed(impl)) pair = await startDaemonPair(ctx, impl, workers, s.logLevel, round);
     else if (impl === 'h2pipe') {
       const p = await startH2Pipe(ctx.workDir, ctx.caDir, `${IP_B}:${ctx.server.port}`);
       pair = p;
       h2PipePort = p.port;
     }
     const proxies = pair?.proxies ?? [];
+    // Istio's ztunnel serves SOCKS5 on localhost only; ztunnel-ts here on the node's address.
     const route: Bed['route'] =
       impl === 'direct' ? { connect: target }
       : impl === 'h2pipe' ? { connect: { host: IP_A, port: h2PipePort } }
-      : { connect: { host: impl === 'istio' ? '127.0.0.1' : IP_A, port: 15080 }, socks5Target: target };
+      : { connect: { host: SIDES[impl].a === 'istio' ? '127.0.0.1' : IP_A, port: 15080 }, socks5Target: target };
     const bed: Bed = {
       id: 's3',
       route,
       clientWrapper: ['ip', 'netns', 'exec', NS_A],
       proxies,
+      observed: [{ name: 'server', pid: ctx.server.pid }],
       close: async () => {},
     };
     const step = async (what: string, fn: () => Promise<void>) => {
@@ -318,24 +361,28 @@ async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, roun
         out.idleRssBytes[p.name] = await settledRss(p.pid);
         out.threads[p.name] = threadsOf(p.pid);
       }
-      await step('idle', async () => {
-        out.idle = await idleConnections(BENCH_DIR, bed, s.idleConnections, Math.min(200, Math.ceil(s.idleConnections / 10)), s.quick ? 1000 : 2000);
-      });
+      // The mixed beds measure load (CPU, cores, rates); memory and latency are the symmetric beds'.
+      if (!isMixed(impl)) {
+        await step('idle', async () => {
+          out.idle = await idleConnections(BENCH_DIR, bed, s.idleConnections, Math.min(200, Math.ceil(s.idleConnections / 10)), s.quick ? 1000 : 2000);
+        });
+      }
     }
     await step('bulk', async () => {
-      const r = await coresDuring(proxies, () => bulkOnce(BENCH_DIR, bed, 1, s.warmupMs, s.durationMs));
-      out.bulk = r.value;
-      out.bulkCores = r.cores;
+      out.bulk = await bulkOnce(BENCH_DIR, bed, 1, s.warmupMs, s.durationMs);
+      out.bulkCores = coresOf(out.bulk.window);
     });
-    await step('ping-pong', async () => {
-      const r = await pingPongOnce(BENCH_DIR, bed, { warmupRoundTrips: 1000, roundTrips: 1_000_000, maxDurationMs: s.durationMs });
-      out.latency = summarizeLatency(Float64Array.from(r.samplesUs));
-    });
+    if (!isMixed(impl)) {
+      await step('ping-pong', async () => {
+        const r = await pingPongOnce(BENCH_DIR, bed, { warmupRoundTrips: 1000, roundTrips: 1_000_000, maxDurationMs: s.durationMs });
+        out.latency = summarizeLatency(Float64Array.from(r.samplesUs));
+      });
+    }
     await step('connection rate', async () => {
-      const r = await coresDuring(proxies, () => connRateOnce(BENCH_DIR, bed, 32, s.warmupMs, s.durationMs));
-      out.connRate = r.value;
-      out.connCores = r.cores;
-      if (r.value.errors) out.errors.push(`connection rate: ${r.value.errors} failed (first: ${r.value.firstError})`);
+      const r = await connRateOnce(BENCH_DIR, bed, s.connConcurrency, s.warmupMs, s.durationMs);
+      out.connRate = r;
+      out.connCores = coresOf(r.window);
+      if (r.errors) out.errors.push(`connection rate: ${r.errors} failed (first: ${r.firstError})`);
     });
   } catch (e) {
     out.errors.push(`setup: ${errMsg(e)}`);
@@ -358,7 +405,7 @@ const ROWS: Row[] = [
   { name: 'daemon cores used during bulk, A / B', get: () => undefined, digits: 2 },
   { name: 'ping-pong 100 B p50, µs', get: (r) => r.latency?.p50Us, digits: 0, direct: true, lowerIsBetter: true },
   { name: 'ping-pong 100 B p99, µs', get: (r) => r.latency?.p99Us, digits: 0, direct: true, lowerIsBetter: true },
-  { name: 'new tunneled connections/s (32 clients)', get: (r) => r.connRate?.perSec, digits: 0, direct: true },
+  { name: 'new tunneled connections/s', get: (r) => r.connRate?.perSec, digits: 0, direct: true },
   { name: 'CPU µs per new connection, A (client side)', get: (r) => r.connRate?.cpuUsPerConnection['A'], digits: 0, lowerIsBetter: true },
   { name: 'CPU µs per new connection, B (server side)', get: (r) => r.connRate?.cpuUsPerConnection['B'], digits: 0, lowerIsBetter: true },
   { name: 'daemon cores used during connection rate, A', get: (r) => r.connCores?.['A'], digits: 2 },
@@ -407,27 +454,209 @@ export function formatVsIstio(results: ImplRound[], workers: number[]): string {
     const thr = (impl: Impl) => by(impl).map((r) => (r.threads ? `${r.threads['A']}/${r.threads['B']}` : '?')).join(', ');
     lines.push(`\nOS threads per daemon (A/B): Istio ${thr('istio')}; ztunnel-ts ${thr('ts')}`);
   }
-  // Scaling model: capacity of one daemon given its measured CPU cost per connection and per byte,
-  // with Istio's default worker count on a node of C cores (max(2, ceil(C/4))), each worker at most
-  // one core busy, assuming the per-unit costs stay what they are here.
-  const wMax = Math.max(...workers);
-  const costs = (impl: Impl) => {
-    const rs = results.filter((r) => r.impl === impl && r.workers === wMax);
-    const perConnUs = med(rs, (r) => (r.connRate ? (r.connRate.cpuUsPerConnection['A']! + r.connRate.cpuUsPerConnection['B']!) / 2 : undefined));
-    const sPerGb = med(rs, (r) => (r.bulk?.bytesPerProxyCpuSecond ? (2 * GB) / r.bulk.bytesPerProxyCpuSecond : undefined));
-    return { perConnUs: perConnUs?.m, sPerGb: sPerGb?.m };
+  lines.push(formatScaling(results, workers));
+  lines.push(formatThreadSplit(results, workers));
+  lines.push(formatModel(results, workers));
+  return lines.join('\n');
+}
+
+const BED_NAME: Record<Impl, string> = {
+  direct: 'direct',
+  h2pipe: 'Node HTTP/2 pipe',
+  istio: 'Istio A → Istio B',
+  ts: 'ts A → ts B',
+  'ts-istio': 'ts A → Istio B',
+  'istio-ts': 'Istio A → ts B',
+};
+const DAEMON_BEDS: Array<keyof typeof SIDES> = ['istio', 'ts', 'ts-istio', 'istio-ts'];
+const cores = os.cpus().length;
+const f2 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(2));
+
+/** The bed's worker label: both daemons at w, or in a mixed bed the ztunnel-ts side at w. */
+function bedLabel(impl: Impl, w: number, partnerWorkers: number): string {
+  if (!isMixed(impl)) return `${BED_NAME[impl]}, ${w}w each`;
+  return `${BED_NAME[impl]}, ts ${w}w (Istio ${partnerWorkers}w)`;
+}
+
+/**
+ * Worker scaling, same run: each bed's connection rate at every worker count, the cores each daemon
+ * used, the load client and server beside them, and the whole machine's busy cores (so a rate
+ * capped by the machine, not by a daemon, shows as such).
+ */
+function formatScaling(results: ImplRound[], workers: number[]): string {
+  const lines: string[] = [];
+  const partner = results.find((r) => isMixed(r.impl))?.partnerWorkers ?? 0;
+  lines.push(`\n### Worker scaling: connection rate (${results.find((r) => r.connRate)?.connConcurrency ?? '?'} clients), cores used over the measured window (medians of the rounds)\n`);
+  lines.push(`| bed | new conns/s | daemon A cores | daemon B cores | load client cores | server cores | machine busy cores (of ${cores}) |`);
+  lines.push('|---|---|---|---|---|---|---|');
+  const ratios: string[] = [];
+  for (const impl of DAEMON_BEDS) {
+    const rate: Record<number, number> = {};
+    for (const w of workers) {
+      const rs = results.filter((r) => r.impl === impl && r.workers === w && r.connRate);
+      if (!rs.length) continue;
+      const m = (get: (r: ImplRound) => number | undefined) => med(rs, get)?.m;
+      const perSec = m((r) => r.connRate?.perSec);
+      if (perSec !== undefined) rate[w] = perSec;
+      const win = (r: ImplRound) => r.connRate!.window;
+      lines.push(
+        `| ${bedLabel(impl, w, partner)} | ${perSec?.toFixed(0) ?? 'n/a'} | ${f2(m((r) => r.connCores?.['A']))} | ${f2(m((r) => r.connCores?.['B']))} | ` +
+          `${f2(m((r) => win(r).others['load client']! / win(r).seconds))} | ${f2(m((r) => win(r).others['server']! / win(r).seconds))} | ${f2(m((r) => win(r).machineBusy / win(r).seconds))} |`,
+      );
+    }
+    const ws = Object.keys(rate).map(Number).sort((a, b) => a - b);
+    if (ws.length >= 2) {
+      const lo = ws[0]!;
+      const hi = ws[ws.length - 1]!;
+      ratios.push(`${BED_NAME[impl]}: ${hi}w ${rate[hi]!.toFixed(0)} vs ${lo}w ${rate[lo]!.toFixed(0)} conns/s (×${(rate[hi]! / rate[lo]!).toFixed(2)})`);
+    }
+  }
+  if (ratios.length) lines.push(`\nConnection rate, more workers vs fewer, same run: ${ratios.join('; ')}.`);
+  return lines.join('\n');
+}
+
+type ThreadRole = 'workers' | 'main' | 'other';
+/** ztunnel-ts: workers `ztunnel-dp-N`, main `MainThread`. Istio: Tokio's `ztunnel-N`, main `ztunnel`. */
+function roleOf(daemon: 'istio' | 'ts', thread: string): ThreadRole {
+  const name = thread.replace(/×\d+$/, '');
+  if (daemon === 'ts') return /^ztunnel-dp-\d+$/.test(name) ? 'workers' : name === 'MainThread' ? 'main' : 'other';
+  return /^ztunnel-\d+$/.test(name) ? 'workers' : name === 'ztunnel' ? 'main' : 'other';
+}
+const daemonOf = (impl: Impl, side: string): 'istio' | 'ts' | null => (isDaemonBed(impl) ? SIDES[impl][side === 'A' ? 'a' : 'b'] : null);
+
+/** Median over the rounds of each thread's CPU seconds ÷ window seconds. */
+function threadCores(rs: ImplRound[], side: string, pick: (r: ImplRound) => WindowCpu | undefined): Array<[string, number]> {
+  const names = new Set<string>();
+  for (const r of rs) for (const k of Object.keys(pick(r)?.threads[side] ?? {})) names.add(k);
+  const out: Array<[string, number]> = [];
+  for (const n of names) {
+    const v = med(rs, (r) => {
+      const w = pick(r);
+      return w ? (w.threads[side]?.[n] ?? 0) / w.seconds : undefined;
+    });
+    if (v) out.push([n, v.m]);
+  }
+  return out.sort((a, b) => b[1] - a[1]);
+}
+
+/** max ÷ mean of the worker threads' CPU (1.00 = evenly spread; W = all on one worker of W). */
+function workerImbalance(w: WindowCpu, side: string, daemon: 'istio' | 'ts'): number | undefined {
+  const xs = Object.entries(w.threads[side] ?? {})
+    .filter(([n]) => roleOf(daemon, n) === 'workers' && !/×\d+$/.test(n))
+    .map(([, v]) => v);
+  if (xs.length < 1) return undefined;
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return mean > 0 ? Math.max(...xs) / mean : undefined;
+}
+
+/** Where each daemon's CPU went, per thread, during the connection rate and the bulk transfer. */
+function formatThreadSplit(results: ImplRound[], workers: number[]): string {
+  const lines: string[] = [];
+  lines.push('\n### CPU per thread (cores = CPU seconds ÷ window seconds, medians of the rounds; threads under 0.01 cores left out)\n');
+  for (const [what, pick] of [
+    ['connection rate', (r: ImplRound) => r.connRate?.window],
+    ['bulk 1 connection', (r: ImplRound) => r.bulk?.window],
+  ] as const) {
+    for (const impl of DAEMON_BEDS) {
+      for (const w of workers) {
+        const rs = results.filter((r) => r.impl === impl && r.workers === w && pick(r));
+        if (!rs.length) continue;
+        const sides = ['A', 'B'].map((side) => {
+          const daemon = daemonOf(impl, side)!;
+          const t = threadCores(rs, side, pick);
+          const total = t.reduce((a, [, v]) => a + v, 0);
+          const shown = t.filter(([, v]) => v >= 0.01).map(([n, v]) => `${n} ${v.toFixed(2)}`);
+          const imb = med(rs, (r) => workerImbalance(pick(r)!, side, daemon));
+          const balance = w > 1 && imb ? ` (workers max/mean ${imb.m.toFixed(2)})` : '';
+          return `${side} (${daemon === 'ts' ? 'ts' : 'Istio'}) ${total.toFixed(2)} = ${shown.join(', ') || '—'}${balance}`;
+        });
+        lines.push(`- ${what}, ${bedLabel(impl, w, rs[0]!.partnerWorkers ?? 0)}: ${sides.join('; ')}`);
+      }
+    }
+  }
+  return lines.join('\n');
+}
+
+interface UnitCosts {
+  /** CPU µs per new connection by thread role (average of the client and server side). */
+  conn: Record<ThreadRole, number>;
+  /** CPU s per GB by thread role (average of the two sides). */
+  byte: Record<ThreadRole, number>;
+  /** Worker-thread max ÷ mean during the connection rate. */
+  imbalance: number;
+}
+
+/** Per-unit CPU costs of one implementation in its symmetric bed at `w` workers, split by thread role. */
+function unitCosts(results: ImplRound[], impl: 'istio' | 'ts', w: number): UnitCosts | null {
+  const rs = results.filter((r) => r.impl === impl && r.workers === w);
+  const split = (win: WindowCpu, per: number): Record<ThreadRole, number> => {
+    const out: Record<ThreadRole, number> = { workers: 0, main: 0, other: 0 };
+    for (const side of ['A', 'B']) for (const [n, v] of Object.entries(win.threads[side] ?? {})) out[roleOf(impl, n)] += v / per / 2;
+    return out;
   };
-  const ci = costs('istio');
-  const ct = costs('ts');
-  lines.push('\n### Model: one daemon on a bigger node (Istio\'s default workers = max(2, ⌈cores/4⌉), each ≤ 1 core)\n');
-  lines.push('Per-unit CPU costs measured above (average of the client and server side, per daemon); capacity = workers ÷ cost.\n');
-  lines.push('| node cores | workers | Istio: new conns/s | ztunnel-ts: new conns/s | Istio: Gbit/s | ztunnel-ts: Gbit/s |');
+  const pick = (get: (r: ImplRound) => Record<ThreadRole, number> | undefined): Record<ThreadRole, number> | null => {
+    const out: Record<ThreadRole, number> = { workers: 0, main: 0, other: 0 };
+    for (const k of Object.keys(out) as ThreadRole[]) {
+      const v = med(rs, (r) => get(r)?.[k]);
+      if (!v) return null;
+      out[k] = v.m;
+    }
+    return out;
+  };
+  const conn = pick((r) => (r.connRate?.connections ? split(r.connRate.window, r.connRate.connections / 1e6) : undefined));
+  const byte = pick((r) => (r.bulk?.bytes ? split(r.bulk.window, r.bulk.bytes / GB) : undefined));
+  const imb = med(rs, (r) => {
+    if (!r.connRate) return undefined;
+    const xs = ['A', 'B'].map((side) => workerImbalance(r.connRate!.window, side, impl)).filter((x): x is number => x !== undefined);
+    return xs.length ? Math.max(...xs) : undefined;
+  });
+  if (!conn || !byte) return null;
+  return { conn, byte, imbalance: imb?.m ?? 1 };
+}
+
+/**
+ * Capacity of one daemon on a node of C cores, from the costs measured in this run: Istio's default
+ * worker count W = max(2, ⌈C/4⌉) (ztunnel-ts's default too), each worker thread at most one core;
+ * the busiest worker carries `imbalance` × its fair share; the main thread is one more serial
+ * resource; the other threads (V8's GC/compiler helpers, libuv's pool) run beside them on spare cores.
+ * rate = min(W ÷ (worker cost × imbalance), 1 ÷ main cost); cores needed = rate × all costs.
+ */
+function formatModel(results: ImplRound[], workers: number[]): string {
+  const wMax = Math.max(...workers);
+  const lines: string[] = [];
+  const costs = { istio: unitCosts(results, 'istio', wMax), ts: unitCosts(results, 'ts', wMax) };
+  lines.push(`\n### Model: one daemon on a bigger node (workers = max(2, ⌈cores/4⌉), each ≤ 1 core; costs from the ${wMax}-worker symmetric beds above)\n`);
+  for (const [impl, c] of Object.entries(costs)) {
+    if (!c) continue;
+    const name = impl === 'ts' ? 'ztunnel-ts' : 'Istio';
+    lines.push(
+      `- ${name} inputs (per daemon, average of A and B): per new connection ${c.conn.workers.toFixed(0)} µs on workers + ${c.conn.main.toFixed(0)} µs main thread + ${c.conn.other.toFixed(0)} µs other threads; ` +
+        `per GB ${c.byte.workers.toFixed(2)} + ${c.byte.main.toFixed(2)} + ${c.byte.other.toFixed(2)} CPU s; busiest worker at ${c.imbalance.toFixed(2)}× its fair share`,
+    );
+  }
+  const fit = (split: Record<ThreadRole, number>, w: number, imbalance: number, unit: number) => {
+    const byWorkers = split.workers > 0 ? w / ((split.workers / unit) * imbalance) : Infinity;
+    const byMain = split.main > 0 ? 1 / (split.main / unit) : Infinity;
+    const rate = Math.min(byWorkers, byMain);
+    const used = (rate * (split.workers + split.main + split.other)) / unit;
+    return { rate, bound: byMain < byWorkers ? 'main' : 'workers', cores: used };
+  };
+  lines.push('');
+  lines.push('| node cores | workers | Istio: new conns/s (cores) | ztunnel-ts: new conns/s (cores) | Istio: Gbit/s (cores) | ztunnel-ts: Gbit/s (cores) |');
   lines.push('|---|---|---|---|---|---|');
-  for (const cores of [2, 16, 64]) {
-    const w = Math.max(2, Math.ceil(cores / 4));
-    const conns = (c: number | undefined) => (c ? Math.round((w * 1e6) / c).toLocaleString('en-US') : 'n/a');
-    const gbit = (sPerGb: number | undefined) => (sPerGb ? ((w / sPerGb) * 8).toFixed(1) : 'n/a');
-    lines.push(`| ${cores} | ${w} | ${conns(ci.perConnUs)} | ${conns(ct.perConnUs)} | ${gbit(ci.sPerGb)} | ${gbit(ct.sPerGb)} |`);
+  for (const nodeCores of [2, 16, 64]) {
+    const w = Math.max(2, Math.ceil(nodeCores / 4));
+    const conns = (c: UnitCosts | null) => {
+      if (!c) return 'n/a';
+      const r = fit(c.conn, w, c.imbalance, 1e6);
+      return `${Math.round(r.rate).toLocaleString('en-US')} (${r.cores.toFixed(1)}${r.bound === 'main' ? ', main-thread bound' : ''})`;
+    };
+    const gbit = (c: UnitCosts | null) => {
+      if (!c) return 'n/a';
+      const r = fit(c.byte, w, c.imbalance, 1);
+      return `${(r.rate * 8).toFixed(1)} (${r.cores.toFixed(1)}${r.bound === 'main' ? ', main-thread bound' : ''})`;
+    };
+    lines.push(`| ${nodeCores} | ${w} | ${conns(costs.istio)} | ${conns(costs.ts)} | ${gbit(costs.istio)} | ${gbit(costs.ts)} |`);
   }
   return lines.join('\n');
 }
@@ -435,7 +664,9 @@ export function formatVsIstio(results: ImplRound[], workers: number[]): string {
 export async function runVsIstio(s: VsIstioSettings): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('--vs-istio needs root (network namespaces)');
   if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} does not exist (npm run build)`);
-  const bin = s.impls.includes('istio') ? findIstioZtunnel() : null;
+  const bin = s.impls.some((i) => isDaemonBed(i) && (SIDES[i].a === 'istio' || SIDES[i].b === 'istio')) ? findIstioZtunnel() : null;
+  const istioRoot = s.impls.some(isMixed) ? findIstioRoot(bin!) : null;
+  if (s.impls.some(isMixed) && !istioRoot) throw new Error("the mixed beds need Istio's FAKE_CA root (src/tls/root-cert.pem, ca-key.pem of its source; set ISTIO_ZT_SRC)");
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'ztunnel-vs-istio-'));
   const t0 = Date.now();
   const machine = machineFacts(REPO_ROOT);
@@ -445,6 +676,7 @@ export async function runVsIstio(s: VsIstioSettings): Promise<number> {
   await openBenchCa(caDir);
   const results: ImplRound[] = [];
   let server: { child: ChildProcess; port: number } | null = null;
+  const partnerWorkers = Math.max(2, Math.ceil(os.cpus().length / 4)); // Istio's default here
   try {
     netnsUp();
     const bctx: BedContext = { benchDir: BENCH_DIR, mainJs: MAIN_JS, workDir, logLevel: s.logLevel, proxyExecArgv: [], daemonNodeFlags: DAEMON_NODE_FLAGS };
@@ -456,7 +688,8 @@ export async function runVsIstio(s: VsIstioSettings): Promise<number> {
         const singleThreaded = impl === 'direct' || impl === 'h2pipe';
         for (const w of singleThreaded ? [0] : s.workers) {
           log(`round ${round}: ${impl}${singleThreaded ? '' : ` with ${w} worker${w === 1 ? '' : 's'}`} (load ${os.loadavg()[0]!.toFixed(1)})`);
-          results.push(await measureImpl(s, impl, w, round, { bin, workDir, configPath, caDir, server }));
+          const ctx: RunCtx = { bin, workDir, configPath, caDir, istioRoot, server: { port: server.port, pid: server.child.pid! }, partnerWorkers };
+          results.push(await measureImpl(s, impl, w, round, ctx));
         }
       }
       order = [...order.slice(1), order[0]!];

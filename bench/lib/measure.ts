@@ -3,7 +3,7 @@
 // measurement window, and their RSS (/proc/<pid>/status) around idle connections.
 import path from 'node:path';
 import { forkScript, stopChild, waitForMessage } from './children.js';
-import { cpuSeconds, rssBytes } from './proc-stats.js';
+import { cpuSeconds, machineBusySeconds, rssBytes, threadCpuDelta, threadCpuSeconds, type ThreadCpu } from './proc-stats.js';
 import type {
   BulkResult,
   ClientMessage,
@@ -23,12 +23,62 @@ export interface JobOutcome<R> {
   result: R;
   /** CPU seconds each proxy used during the measurement window, by proxy name. */
   proxyCpuSeconds: Record<string, number>;
+  /** Where the CPU went during the same window. */
+  window: WindowCpu;
 }
 
-function cpuSnapshot(bed: Bed): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const p of bed.proxies) out[p.name] = cpuSeconds(p.pid);
-  return out;
+/** CPU seconds over one measurement window (the load client's mark to its answer). */
+export interface WindowCpu {
+  /** Wall seconds of the window. */
+  seconds: number;
+  /** CPU seconds per proxy (all its threads). */
+  proxies: Record<string, number>;
+  /** Per proxy, CPU seconds per thread name (`name×n` for threads sharing a name; `(ended threads)` for the rest of the process's CPU). */
+  threads: Record<string, Record<string, number>>;
+  /** The load client (`load client`) and the bed's observed processes, by name. */
+  others: Record<string, number>;
+  /** Busy CPU seconds of the whole machine, all processes (other work on the machine included). */
+  machineBusy: number;
+}
+
+interface Snapshot {
+  t: bigint;
+  proxies: Record<string, number>;
+  threads: Record<string, ThreadCpu[]>;
+  others: Record<string, number>;
+  machineBusy: number;
+}
+
+function cpuSnapshot(bed: Bed, clientPid: number | undefined): Snapshot {
+  const snap: Snapshot = { t: process.hrtime.bigint(), proxies: {}, threads: {}, others: {}, machineBusy: machineBusySeconds() };
+  for (const p of bed.proxies) {
+    snap.threads[p.name] = threadCpuSeconds(p.pid);
+    snap.proxies[p.name] = cpuSeconds(p.pid);
+  }
+  const others = [...(clientPid ? [{ name: 'load client', pid: clientPid }] : []), ...(bed.observed ?? [])];
+  for (const o of others) {
+    try {
+      snap.others[o.name] = cpuSeconds(o.pid);
+    } catch {
+      // gone (the load client right after its answer)
+    }
+  }
+  return snap;
+}
+
+function windowBetween(bed: Bed, a: Snapshot, b: Snapshot): WindowCpu {
+  const threads: Record<string, Record<string, number>> = {};
+  for (const p of bed.proxies) {
+    const t = threadCpuDelta(a.threads[p.name]!, b.threads[p.name]!);
+    const ended = b.proxies[p.name]! - a.proxies[p.name]! - Object.values(t).reduce((x, y) => x + y, 0);
+    if (ended > 0.005) t['(ended threads)'] = ended;
+    threads[p.name] = t;
+  }
+  const others: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b.others)) if (a.others[k] !== undefined) others[k] = v - a.others[k];
+  const proxies: Record<string, number> = {};
+  for (const p of bed.proxies) proxies[p.name] = b.proxies[p.name]! - a.proxies[p.name]!;
+  return { seconds: Number(b.t - a.t) / 1e9, proxies, threads, others, machineBusy: b.machineBusy - a.machineBusy };
 }
 
 function jobBudgetMs(job: Job): number {
@@ -49,11 +99,11 @@ function jobBudgetMs(job: Job): number {
  */
 export async function runClientJob<R>(benchDir: string, bed: Bed, job: Job, onHolding?: (m: Extract<ClientMessage, { type: 'holding' }>) => Promise<void>): Promise<JobOutcome<R>> {
   const child = forkScript(path.join(benchDir, 'load-client.js'), bed.clientWrapper ? { wrapper: bed.clientWrapper } : {});
-  let cpuAtMark: Record<string, number> | undefined;
+  let cpuAtMark: Snapshot | undefined;
   let holdingWork: Promise<void> | undefined;
   try {
     child.on('message', (m: ClientMessage) => {
-      if (m.type === 'mark') cpuAtMark = cpuSnapshot(bed);
+      if (m.type === 'mark') cpuAtMark = cpuSnapshot(bed, child.pid);
       if (m.type === 'holding') {
         holdingWork = (onHolding ? onHolding(m) : Promise.resolve()).finally(() => {
           if (child.connected) child.send({ type: 'release' } satisfies ParentMessage);
@@ -62,15 +112,15 @@ export async function runClientJob<R>(benchDir: string, bed: Bed, job: Job, onHo
     });
     const answer = waitForMessage<ClientMessage>(child, (m) => m.type === 'result' || m.type === 'error', jobBudgetMs(job), `load client (${job.kind})`);
     child.send({ type: 'job', job } satisfies ParentMessage);
-    const m = await answer;
-    const cpuAtEnd = cpuSnapshot(bed);
+    // The client's own CPU is read when its answer arrives, before it exits.
+    const { m, cpuAtEnd } = await answer.then((m) => ({ m, cpuAtEnd: cpuSnapshot(bed, child.pid) }));
     await holdingWork;
     if (m.type === 'error') throw new Error(`load client (${job.kind}): ${m.message}`);
     if (m.type !== 'result') throw new Error('unexpected message');
     const start = cpuAtMark ?? cpuAtEnd;
     const proxyCpuSeconds: Record<string, number> = {};
-    for (const p of bed.proxies) proxyCpuSeconds[p.name] = cpuAtEnd[p.name]! - start[p.name]!;
-    return { result: m.result as R, proxyCpuSeconds };
+    for (const p of bed.proxies) proxyCpuSeconds[p.name] = cpuAtEnd.proxies[p.name]! - start.proxies[p.name]!;
+    return { result: m.result as R, proxyCpuSeconds, window: windowBetween(bed, start, cpuAtEnd) };
   } finally {
     await stopChild(child, 2_000);
   }
@@ -87,10 +137,11 @@ export interface BulkRep {
   proxyCpuSeconds: Record<string, number>;
   /** Bytes moved per CPU-second summed over the proxies (null without proxies). */
   bytesPerProxyCpuSecond: number | null;
+  window: WindowCpu;
 }
 
 export async function bulkOnce(benchDir: string, bed: Bed, connections: number, warmupMs: number, durationMs: number): Promise<BulkRep> {
-  const { result, proxyCpuSeconds } = await runClientJob<BulkResult>(benchDir, bed, { kind: 'bulk', route: bed.route, connections, warmupMs, durationMs });
+  const { result, proxyCpuSeconds, window } = await runClientJob<BulkResult>(benchDir, bed, { kind: 'bulk', route: bed.route, connections, warmupMs, durationMs });
   if (result.bytes === 0) throw new Error(`bulk: no bytes arrived in ${durationMs} ms (${result.errors} socket errors)`);
   const cpu = sum(proxyCpuSeconds);
   return {
@@ -99,6 +150,7 @@ export async function bulkOnce(benchDir: string, bed: Bed, connections: number, 
     seconds: result.seconds,
     proxyCpuSeconds,
     bytesPerProxyCpuSecond: bed.proxies.length && cpu > 0 ? result.bytes / cpu : null,
+    window,
   };
 }
 
@@ -125,10 +177,11 @@ export interface ConnRateRep {
   firstError?: string;
   /** Proxy CPU microseconds per completed connection, by proxy name. */
   cpuUsPerConnection: Record<string, number>;
+  window: WindowCpu;
 }
 
 export async function connRateOnce(benchDir: string, bed: Bed, concurrency: number, warmupMs: number, durationMs: number): Promise<ConnRateRep> {
-  const { result, proxyCpuSeconds } = await runClientJob<ConnRateResult>(benchDir, bed, { kind: 'connrate', route: bed.route, concurrency, warmupMs, durationMs });
+  const { result, proxyCpuSeconds, window } = await runClientJob<ConnRateResult>(benchDir, bed, { kind: 'connrate', route: bed.route, concurrency, warmupMs, durationMs });
   if (result.connections === 0) throw new Error(`no connection completed (${result.errors} failed; first error: ${result.firstError ?? 'none'})`);
   const cpuUsPerConnection: Record<string, number> = {};
   for (const [k, v] of Object.entries(proxyCpuSeconds)) cpuUsPerConnection[k] = result.connections ? (v * 1e6) / result.connections : NaN;
@@ -138,6 +191,7 @@ export async function connRateOnce(benchDir: string, bed: Bed, concurrency: numb
     errors: result.errors,
     ...(result.firstError ? { firstError: result.firstError } : {}),
     cpuUsPerConnection,
+    window,
   };
 }
 

@@ -1,7 +1,7 @@
 // CPU time and resident memory of a process, read from /proc (Linux only), and the facts about
 // the machine that a result file records.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 let clockTicks: number | undefined;
@@ -21,12 +21,62 @@ export function clockTicksPerSecond(): number {
 /** User + system CPU seconds the process has used so far (threads included). */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
-  const utime = Number(rest[11]);
-  const stime = Number(rest[12]);
-  return (utime + stime) / clockTicksPerSecond();
+  return parseStat(stat).cpuSeconds;
+}
+
+/** One thread of a process: its id, its name (the kernel's `comm`) and its user + system CPU seconds. */
+export interface ThreadCpu {
+  tid: number;
+  name: string;
+  cpuSeconds: number;
+}
+
+// The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
+// rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+function parseStat(stat: string): { name: string; cpuSeconds: number } {
+  const open = stat.indexOf('(');
+  const close = stat.lastIndexOf(')');
+  const rest = stat.slice(close + 2).split(' ');
+  return { name: stat.slice(open + 1, close), cpuSeconds: (Number(rest[11]) + Number(rest[12])) / clockTicksPerSecond() };
+}
+
+/** Every live thread of `pid` (/proc/<pid>/task/<tid>/stat); a thread that ends while read is left out. */
+export function threadCpuSeconds(pid: number): ThreadCpu[] {
+  const out: ThreadCpu[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.push({ tid: Number(tid), ...parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')) });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU seconds per thread name between two readings: threads sharing a name (V8's helper threads,
+ * libuv's pool) are summed under `name×n`; a thread that started in between counts from zero.
+ */
+export function threadCpuDelta(before: readonly ThreadCpu[], after: readonly ThreadCpu[]): Record<string, number> {
+  const was = new Map(before.map((t) => [t.tid, t.cpuSeconds]));
+  const byName = new Map<string, { n: number; s: number }>();
+  for (const t of after) {
+    const e = byName.get(t.name) ?? { n: 0, s: 0 };
+    e.n++;
+    e.s += t.cpuSeconds - (was.get(t.tid) ?? 0);
+    byName.set(t.name, e);
+  }
+  const out: Record<string, number> = {};
+  for (const [name, e] of byName) out[e.n > 1 ? `${name}×${e.n}` : name] = e.s;
+  return out;
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat: everything but idle and iowait). */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return (total - f[3]! - f[4]!) / clockTicksPerSecond();
 }
 
 /** Sum of cpuSeconds over several processes. */

@@ -31,6 +31,8 @@ export interface Bed {
   readonly clientWrapper?: readonly string[];
   /** The proxies whose CPU and memory are measured; empty for direct TCP. */
   readonly proxies: readonly ProxyProcess[];
+  /** Other processes whose CPU is read over each measurement window (e.g. the sink server). */
+  readonly observed?: readonly ProxyProcess[];
   /** The proxies' last log lines, attached to a failed measurement's error. */
   recentLogs?(): string[];
   close(): Promise<void>;
