@@ -106,6 +106,10 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
   }
 }
 
+/** The request of every connection-rate connection (written as is, never changed). */
+const REQUEST = Buffer.alloc(1 + REQUEST_BYTES, 0x71);
+REQUEST[0] = OP_REQUEST;
+
 /** One connection: connect → request → response → the server's close. Resolves when done. */
 function oneRequest(job: ConnRateJob): Promise<void> {
   return openConnection(job.route).then(
@@ -122,9 +126,7 @@ function oneRequest(job: ConnRateJob): Promise<void> {
           else reject(new Error(`short response: ${got} of ${RESPONSE_BYTES} bytes`));
         });
         s.resume();
-        const req = Buffer.alloc(1 + REQUEST_BYTES, 0x71);
-        req[0] = OP_REQUEST;
-        s.write(req);
+        s.write(REQUEST);
       }),
   );
 }

@@ -41,7 +41,8 @@ const HELP = `usage: npm run bench -- [options]
   --impls direct,h2pipe,istio,ts,ts-istio,istio-ts  which beds to run (default all; h2pipe = the bare Node
                        HTTP/2 pipe of s2h; ts-istio = ztunnel-ts on A with Istio's ztunnel on B, istio-ts
                        the reverse: one ztunnel-ts daemon under load beside a cheap partner, at each --workers)
-  --conn-clients N     concurrent clients of the connection-rate load (default 32)`;
+  --conn-clients N     concurrent clients of the connection-rate load (default 32)
+  --partner-workers N  worker threads of Istio's ztunnel in the mixed beds (default 1: its cheapest)`;
 
 interface Settings {
   quick: boolean;
@@ -78,8 +79,8 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients']);
-  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients']);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers']);
+  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
@@ -221,12 +222,16 @@ async function mainVsIstio(argv: string[]): Promise<number> {
   if (impls.some((i) => !IMPLS.includes(i))) throw new Error(`--impls takes ${IMPLS.join(', ')}`);
   const connConcurrency = Number(val('--conn-clients') ?? 32);
   if (!Number.isInteger(connConcurrency) || connConcurrency < 1) throw new Error('--conn-clients takes a positive integer');
+  // The mixed beds' Istio side: by default one worker, its cheapest per connection (it stays far below a core).
+  const partnerWorkers = Number(val('--partner-workers') ?? 1);
+  if (!Number.isInteger(partnerWorkers) || partnerWorkers < 1) throw new Error('--partner-workers takes a positive integer');
   return runVsIstio({
     quick,
     impls,
     rounds,
     workers: [...new Set(workers)],
     connConcurrency,
+    partnerWorkers,
     durationMs: quick ? 3000 : 10_000,
     warmupMs: 1000,
     idleConnections: Number(val('--idle') ?? (quick ? 500 : 2000)),

@@ -60,6 +60,8 @@ export interface VsIstioSettings {
   workers: number[];
   /** Concurrent clients of the connection-rate load. */
   connConcurrency: number;
+  /** Worker count of Istio's ztunnel in the mixed beds. */
+  partnerWorkers: number;
   durationMs: number;
   warmupMs: number;
   idleConnections: number;
@@ -182,7 +184,7 @@ interface RunCtx {
   /** Istio's FAKE_CA root (certificate and key), which ztunnel-ts loads in the mixed beds. */
   istioRoot: { cert: string; key: string } | null;
   server: { port: number; pid: number };
-  /** Worker count of the Istio partner in the mixed beds (Istio's default here). */
+  /** Worker count of the Istio partner in the mixed beds. */
   partnerWorkers: number;
 }
 
@@ -487,8 +489,8 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
   const lines: string[] = [];
   const partner = results.find((r) => isMixed(r.impl))?.partnerWorkers ?? 0;
   lines.push(`\n### Worker scaling: connection rate (${results.find((r) => r.connRate)?.connConcurrency ?? '?'} clients), cores used over the measured window (medians of the rounds)\n`);
-  lines.push(`| bed | new conns/s | daemon A cores | daemon B cores | load client cores | server cores | machine busy cores (of ${cores}) |`);
-  lines.push('|---|---|---|---|---|---|---|');
+  lines.push(`| bed | new conns/s | daemon A cores | daemon B cores | load client cores | server cores | machine busy cores (of ${cores}) | of which other processes |`);
+  lines.push('|---|---|---|---|---|---|---|---|');
   const ratios: string[] = [];
   for (const impl of DAEMON_BEDS) {
     const rate: Record<number, number> = {};
@@ -501,7 +503,8 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
       const win = (r: ImplRound) => r.connRate!.window;
       lines.push(
         `| ${bedLabel(impl, w, partner)} | ${perSec?.toFixed(0) ?? 'n/a'} | ${f2(m((r) => r.connCores?.['A']))} | ${f2(m((r) => r.connCores?.['B']))} | ` +
-          `${f2(m((r) => win(r).others['load client']! / win(r).seconds))} | ${f2(m((r) => win(r).others['server']! / win(r).seconds))} | ${f2(m((r) => win(r).machineBusy / win(r).seconds))} |`,
+          `${f2(m((r) => win(r).others['load client']! / win(r).seconds))} | ${f2(m((r) => win(r).others['server']! / win(r).seconds))} | ${f2(m((r) => win(r).machineBusy / win(r).seconds))} | ` +
+          `${f2(m((r) => (win(r).machineBusy - sum(win(r).proxies)! - sum(win(r).others)!) / win(r).seconds))} |`,
       );
     }
     const ws = Object.keys(rate).map(Number).sort((a, b) => a - b);
@@ -676,7 +679,7 @@ export async function runVsIstio(s: VsIstioSettings): Promise<number> {
   await openBenchCa(caDir);
   const results: ImplRound[] = [];
   let server: { child: ChildProcess; port: number } | null = null;
-  const partnerWorkers = Math.max(2, Math.ceil(os.cpus().length / 4)); // Istio's default here
+  const partnerWorkers = s.partnerWorkers;
   try {
     netnsUp();
     const bctx: BedContext = { benchDir: BENCH_DIR, mainJs: MAIN_JS, workDir, logLevel: s.logLevel, proxyExecArgv: [], daemonNodeFlags: DAEMON_NODE_FLAGS };

@@ -3,7 +3,18 @@
 import { connect, type Socket } from 'node:net';
 import type { Route } from './protocol.js';
 
+const GREETING = Buffer.from([5, 1, 0]);
+/** The CONNECT request per target, built once (the load client opens thousands to one target). */
+const requests = new Map<string, Buffer>();
+
 function socks5Request(target: { host: string; port: number }): Buffer {
+  const key = `${target.host}:${target.port}`;
+  let req = requests.get(key);
+  if (!req) requests.set(key, (req = buildRequest(target)));
+  return req;
+}
+
+function buildRequest(target: { host: string; port: number }): Buffer {
   const port = Buffer.alloc(2);
   port.writeUInt16BE(target.port);
   const isV4 = /^\d+\.\d+\.\d+\.\d+$/.test(target.host);
@@ -45,7 +56,7 @@ export function openConnection(route: Route, timeoutMs = 10_000): Promise<Socket
       s.once('connect', done);
       return;
     }
-    s.once('connect', () => s.write(Buffer.from([5, 1, 0])));
+    s.once('connect', () => s.write(GREETING));
     let buf: Buffer = Buffer.alloc(0);
     let stage = 0;
     const onData = (d: Buffer) => {
