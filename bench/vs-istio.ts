@@ -622,7 +622,7 @@ function unitCosts(results: ImplRound[], impl: 'istio' | 'ts', w: number): UnitC
  * worker count W = max(2, ⌈C/4⌉) (ztunnel-ts's default too), each worker thread at most one core;
  * the busiest worker carries `imbalance` × its fair share; the main thread is one more serial
  * resource; the other threads (V8's GC/compiler helpers, libuv's pool) run beside them on spare cores.
- * rate = min(W ÷ (worker cost × imbalance), 1 ÷ main cost); cores needed = rate × all costs.
+ * rate = min(W ÷ (worker cost × imbalance), 1 ÷ main cost, C ÷ all costs); cores = rate × all costs.
  */
 function formatModel(results: ImplRound[], workers: number[]): string {
   const wMax = Math.max(...workers);
@@ -637,12 +637,15 @@ function formatModel(results: ImplRound[], workers: number[]): string {
         `per GB ${c.byte.workers.toFixed(2)} + ${c.byte.main.toFixed(2)} + ${c.byte.other.toFixed(2)} CPU s; busiest worker at ${c.imbalance.toFixed(2)}× its fair share`,
     );
   }
-  const fit = (split: Record<ThreadRole, number>, w: number, imbalance: number, unit: number) => {
+  const fit = (split: Record<ThreadRole, number>, w: number, imbalance: number, unit: number, nodeCores: number) => {
+    const perUnit = (split.workers + split.main + split.other) / unit;
     const byWorkers = split.workers > 0 ? w / ((split.workers / unit) * imbalance) : Infinity;
     const byMain = split.main > 0 ? 1 / (split.main / unit) : Infinity;
-    const rate = Math.min(byWorkers, byMain);
-    const used = (rate * (split.workers + split.main + split.other)) / unit;
-    return { rate, bound: byMain < byWorkers ? 'main' : 'workers', cores: used };
+    // No more cores than the node has (on 2 cores the helper threads compete with the workers).
+    const byNode = nodeCores / perUnit;
+    const rate = Math.min(byWorkers, byMain, byNode);
+    const bound = rate === byNode ? ', all node cores' : rate === byMain ? ', main-thread bound' : '';
+    return { rate, bound, cores: rate * perUnit };
   };
   lines.push('');
   lines.push('| node cores | workers | Istio: new conns/s (cores) | ztunnel-ts: new conns/s (cores) | ztunnel-ts, workers even: new conns/s (cores) | Istio: Gbit/s (cores) | ztunnel-ts: Gbit/s (cores) | ztunnel-ts, workers even: Gbit/s (cores) |');
@@ -651,13 +654,13 @@ function formatModel(results: ImplRound[], workers: number[]): string {
     const w = Math.max(2, Math.ceil(nodeCores / 4));
     const conns = (c: UnitCosts | null, even = false) => {
       if (!c) return 'n/a';
-      const r = fit(c.conn, w, even ? 1 : c.imbalance, 1e6);
-      return `${Math.round(r.rate).toLocaleString('en-US')} (${r.cores.toFixed(1)}${r.bound === 'main' ? ', main-thread bound' : ''})`;
+      const r = fit(c.conn, w, even ? 1 : c.imbalance, 1e6, nodeCores);
+      return `${Math.round(r.rate).toLocaleString('en-US')} (${r.cores.toFixed(1)}${r.bound})`;
     };
     const gbit = (c: UnitCosts | null, even = false) => {
       if (!c) return 'n/a';
-      const r = fit(c.byte, w, even ? 1 : c.imbalance, 1);
-      return `${(r.rate * 8).toFixed(1)} (${r.cores.toFixed(1)}${r.bound === 'main' ? ', main-thread bound' : ''})`;
+      const r = fit(c.byte, w, even ? 1 : c.imbalance, 1, nodeCores);
+      return `${(r.rate * 8).toFixed(1)} (${r.cores.toFixed(1)}${r.bound})`;
     };
     lines.push(`| ${nodeCores} | ${w} | ${conns(costs.istio)} | ${conns(costs.ts)} | ${conns(costs.ts, true)} | ${gbit(costs.istio)} | ${gbit(costs.ts)} | ${gbit(costs.ts, true)} |`);
   }
