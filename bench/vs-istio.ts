@@ -489,8 +489,8 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
   const lines: string[] = [];
   const partner = results.find((r) => isMixed(r.impl))?.partnerWorkers ?? 0;
   lines.push(`\n### Worker scaling: connection rate (${results.find((r) => r.connRate)?.connConcurrency ?? '?'} clients), cores used over the measured window (medians of the rounds)\n`);
-  lines.push(`| bed | new conns/s | daemon A cores | daemon B cores | load client cores | server cores | machine busy cores (of ${cores}) | of which other processes |`);
-  lines.push('|---|---|---|---|---|---|---|---|');
+  lines.push(`| bed | new conns/s | daemon A cores | daemon B cores | load client cores | server cores | machine busy cores (of ${cores}) | of which other processes | bed CPU µs per connection | ceiling of ${cores} cores, conns/s |`);
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
   const ratios: string[] = [];
   for (const impl of DAEMON_BEDS) {
     const rate: Record<number, number> = {};
@@ -504,7 +504,8 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
       lines.push(
         `| ${bedLabel(impl, w, partner)} | ${perSec?.toFixed(0) ?? 'n/a'} | ${f2(m((r) => r.connCores?.['A']))} | ${f2(m((r) => r.connCores?.['B']))} | ` +
           `${f2(m((r) => win(r).others['load client']! / win(r).seconds))} | ${f2(m((r) => win(r).others['server']! / win(r).seconds))} | ${f2(m((r) => win(r).machineBusy / win(r).seconds))} | ` +
-          `${f2(m((r) => (win(r).machineBusy - sum(win(r).proxies)! - sum(win(r).others)!) / win(r).seconds))} |`,
+          `${f2(m((r) => (win(r).machineBusy - sum(win(r).proxies)! - sum(win(r).others)!) / win(r).seconds))} | ` +
+          `${m((r) => bedCpuUs(r))?.toFixed(0) ?? 'n/a'} | ${m((r) => (cores * 1e6) / bedCpuUs(r))?.toFixed(0) ?? 'n/a'} |`,
       );
     }
     const ws = Object.keys(rate).map(Number).sort((a, b) => a - b);
@@ -516,6 +517,12 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
   }
   if (ratios.length) lines.push(`\nConnection rate, more workers vs fewer, same run: ${ratios.join('; ')}.`);
   return lines.join('\n');
+}
+
+/** CPU µs per connection of every process in the bed (daemons, load client, server) during the connection rate. */
+function bedCpuUs(r: ImplRound): number {
+  const w = r.connRate!.window;
+  return ((sum(w.proxies)! + sum(w.others)!) * 1e6) / r.connRate!.connections;
 }
 
 type ThreadRole = 'workers' | 'main' | 'other';
