@@ -578,7 +578,12 @@ function formatThreadSplit(results: ImplRound[], workers: number[]): string {
           const shown = t.filter(([, v]) => v >= 0.01).map(([n, v]) => `${n} ${v.toFixed(2)}`);
           const imb = med(rs, (r) => workerImbalance(pick(r)!, side, daemon));
           const balance = w > 1 && imb ? ` (workers max/mean ${imb.m.toFixed(2)})` : '';
-          return `${side} (${daemon === 'ts' ? 'ts' : 'Istio'}) ${total.toFixed(2)} = ${shown.join(', ') || '—'}${balance}`;
+          const waited = med(rs, (r) => {
+            const win = pick(r)!;
+            return win.runQueueWait?.[side] !== undefined ? win.runQueueWait[side] / win.seconds : undefined;
+          });
+          const wait = waited ? `; waiting for a CPU ${waited.m.toFixed(2)}` : '';
+          return `${side} (${daemon === 'ts' ? 'ts' : 'Istio'}) ${total.toFixed(2)} = ${shown.join(', ') || '—'}${balance}${wait}`;
         });
         lines.push(`- ${what}, ${bedLabel(impl, w, rs[0]!.partnerWorkers ?? 0)}: ${sides.join('; ')}`);
       }

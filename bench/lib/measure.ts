@@ -3,7 +3,7 @@
 // measurement window, and their RSS (/proc/<pid>/status) around idle connections.
 import path from 'node:path';
 import { forkScript, stopChild, waitForMessage } from './children.js';
-import { cpuSeconds, machineBusySeconds, rssBytes, threadCpuDelta, threadCpuSeconds, type ThreadCpu } from './proc-stats.js';
+import { cpuSeconds, machineBusySeconds, rssBytes, threadCpuDelta, threadCpuSeconds, waitDelta, type ThreadCpu } from './proc-stats.js';
 import type {
   BulkResult,
   ClientMessage,
@@ -35,6 +35,8 @@ export interface WindowCpu {
   proxies: Record<string, number>;
   /** Per proxy, CPU seconds per thread name (`name×n` for threads sharing a name; `(ended threads)` for the rest of the process's CPU). */
   threads: Record<string, Record<string, number>>;
+  /** Per proxy, seconds its threads were runnable but waited for a CPU (summed over threads). */
+  runQueueWait: Record<string, number>;
   /** The load client (`load client`) and the bed's observed processes, by name. */
   others: Record<string, number>;
   /** Busy CPU seconds of the whole machine, all processes (other work on the machine included). */
@@ -77,8 +79,12 @@ function windowBetween(bed: Bed, a: Snapshot, b: Snapshot): WindowCpu {
   const others: Record<string, number> = {};
   for (const [k, v] of Object.entries(b.others)) if (a.others[k] !== undefined) others[k] = v - a.others[k];
   const proxies: Record<string, number> = {};
-  for (const p of bed.proxies) proxies[p.name] = b.proxies[p.name]! - a.proxies[p.name]!;
-  return { seconds: Number(b.t - a.t) / 1e9, proxies, threads, others, machineBusy: b.machineBusy - a.machineBusy };
+  const runQueueWait: Record<string, number> = {};
+  for (const p of bed.proxies) {
+    proxies[p.name] = b.proxies[p.name]! - a.proxies[p.name]!;
+    runQueueWait[p.name] = waitDelta(a.threads[p.name]!, b.threads[p.name]!);
+  }
+  return { seconds: Number(b.t - a.t) / 1e9, proxies, threads, runQueueWait, others, machineBusy: b.machineBusy - a.machineBusy };
 }
 
 function jobBudgetMs(job: Job): number {

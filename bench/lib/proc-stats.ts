@@ -29,6 +29,8 @@ export interface ThreadCpu {
   tid: number;
   name: string;
   cpuSeconds: number;
+  /** Seconds the thread was runnable but waited for a CPU (/proc/<pid>/task/<tid>/schedstat; 0 without schedstats). */
+  waitSeconds: number;
 }
 
 // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
@@ -45,12 +47,27 @@ export function threadCpuSeconds(pid: number): ThreadCpu[] {
   const out: ThreadCpu[] = [];
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      out.push({ tid: Number(tid), ...parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')) });
+      out.push({ tid: Number(tid), ...parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')), waitSeconds: runQueueWait(pid, tid) });
     } catch {
       // the thread ended between the listing and the read
     }
   }
   return out;
+}
+
+function runQueueWait(pid: number, tid: string): number {
+  try {
+    // "<ns on a CPU> <ns runnable, waiting on a run queue> <time slices>"
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]) / 1e9 || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Seconds all threads of the process waited for a CPU between two readings (threads alive at the second). */
+export function waitDelta(before: readonly ThreadCpu[], after: readonly ThreadCpu[]): number {
+  const was = new Map(before.map((t) => [t.tid, t.waitSeconds]));
+  return after.reduce((sum, t) => sum + t.waitSeconds - (was.get(t.tid) ?? 0), 0);
 }
 
 /**
