@@ -18,7 +18,7 @@ import type { WorkloadCertificate } from './tls/certificate.js';
 import { setConnectionIdSource } from './telemetry/connection-record.js';
 import { LogControl } from './telemetry/log-control.js';
 import { createLogger } from './telemetry/logger.js';
-import { istioDestination } from './telemetry/plain-format.js';
+import { batchLines, istioDestination } from './telemetry/plain-format.js';
 
 /** How long a failed worker waits for the records of the connections it resets. */
 const FAIL_SETTLE_MS = 1_000;
@@ -33,8 +33,11 @@ const send = (m: FromWorker) => port.postMessage(m);
 const ids = new Int32Array(init.connectionIds);
 setConnectionIdSource(() => Atomics.add(ids, 0, 1));
 
-// Log lines go straight to fd 1, one write per line (lines of different threads never mix).
-const out = pino.destination({ dest: 1, sync: true });
+// Log lines go to fd 1, the lines of one event-loop turn in one write of whole lines (lines of
+// different threads never mix; plain-format.ts batchLines). Flushed before this thread replies
+// that it is closed and before it exits.
+const out = batchLines(pino.destination({ dest: 1, sync: true }));
+process.on('exit', () => out.flush());
 const root = createLogger({ level: 'info', destination: istioDestination(config.logFormat, out) });
 const logs = new LogControl(root, init.logSpec);
 const log = logs.component('ztunnel');
@@ -83,6 +86,7 @@ const calls: { [K in CallName]: (args: WorkerCalls[K]['args']) => Promise<Worker
   metrics,
   close: async ({ deadlineMs }) => {
     await plane.close(deadlineMs);
+    out.flush();
     return metrics();
   },
 };
@@ -135,6 +139,7 @@ process.on('uncaughtException', (e: Error) => {
   void (async () => {
     const reason = new ZtunnelError('WORKER_FAILED', `data-plane worker ${init.workerId} failed: ${e.message}`, { cause: e });
     await plane.fail(reason, FAIL_SETTLE_MS).catch(() => {});
+    out.flush();
     send({ t: 'failed', error: e.message, metrics: await metrics().catch(() => []) });
     process.exit(1);
   })();

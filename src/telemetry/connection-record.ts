@@ -4,7 +4,7 @@
 import { isZtunnelError, type ResponseFlag } from '../core/errors.js';
 import { formatAddr, type SocketAddr } from '../core/net.js';
 import { formatIdentity, type Identity } from '../core/spiffe.js';
-import type { Logger } from './logger.js';
+import { logFields, type Logger } from './logger.js';
 
 /** What telemetry needs to know about a workload (source or destination). */
 export interface PeerInfo {
@@ -137,10 +137,11 @@ export class ConnectionRecord implements LiveConnection {
     // The access line is built only when its level is on (RUST_LOG=access=warn turns it off; the
     // fields cost ~3% of a short connection's CPU, issue 7).
     if (error === undefined) {
-      if (this.logger.isLevelEnabled('info')) this.logger.info(accessFields(this, true), 'connection complete');
+      if (this.logger.isLevelEnabled('info')) logFields(this.logger, 'info', accessFields(this, true), 'connection complete');
     } else if (this.logger.isLevelEnabled('error')) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.logger.error({ ...accessFields(this, true), error: message }, 'connection complete');
+      const fields = accessFields(this, true);
+      fields['error'] = error instanceof Error ? error.message : String(error);
+      logFields(this.logger, 'error', fields, 'connection complete');
     }
     this.onDone(this);
   }
