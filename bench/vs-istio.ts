@@ -471,6 +471,8 @@ const BED_NAME: Record<Impl, string> = {
   'istio-ts': 'Istio A → ts B',
 };
 const DAEMON_BEDS: Array<keyof typeof SIDES> = ['istio', 'ts', 'ts-istio', 'istio-ts'];
+/** Cores used outside the bed above which a row measured a machine busy with other work. */
+const OTHER_WORK_CORES = 0.2;
 const cores = os.cpus().length;
 const f2 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(2));
 
@@ -494,6 +496,7 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
   const ratios: string[] = [];
   for (const impl of DAEMON_BEDS) {
     const rate: Record<number, number> = {};
+    const outside: Record<number, number> = {};
     for (const w of workers) {
       const rs = results.filter((r) => r.impl === impl && r.workers === w && r.connRate);
       if (!rs.length) continue;
@@ -501,10 +504,12 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
       const perSec = m((r) => r.connRate?.perSec);
       if (perSec !== undefined) rate[w] = perSec;
       const win = (r: ImplRound) => r.connRate!.window;
+      const other = m((r) => (win(r).machineBusy - sum(win(r).proxies)! - sum(win(r).others)!) / win(r).seconds);
+      if (other !== undefined) outside[w] = other;
       lines.push(
         `| ${bedLabel(impl, w, partner)} | ${perSec?.toFixed(0) ?? 'n/a'} | ${f2(m((r) => r.connCores?.['A']))} | ${f2(m((r) => r.connCores?.['B']))} | ` +
           `${f2(m((r) => win(r).others['load client']! / win(r).seconds))} | ${f2(m((r) => win(r).others['server']! / win(r).seconds))} | ${f2(m((r) => win(r).machineBusy / win(r).seconds))} | ` +
-          `${f2(m((r) => (win(r).machineBusy - sum(win(r).proxies)! - sum(win(r).others)!) / win(r).seconds))} | ` +
+          `${f2(other)} | ` +
           `${m((r) => bedCpuUs(r))?.toFixed(0) ?? 'n/a'} | ${m((r) => (cores * 1e6) / bedCpuUs(r))?.toFixed(0) ?? 'n/a'} |`,
       );
     }
@@ -512,7 +517,10 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
     if (ws.length >= 2) {
       const lo = ws[0]!;
       const hi = ws[ws.length - 1]!;
-      ratios.push(`${BED_NAME[impl]}: ${hi}w ${rate[hi]!.toFixed(0)} vs ${lo}w ${rate[lo]!.toFixed(0)} conns/s (×${(rate[hi]! / rate[lo]!).toFixed(2)})`);
+      // Other work on a shared machine takes cores from one row and not the other.
+      const busy = Math.max(outside[hi] ?? 0, outside[lo] ?? 0);
+      const caveat = busy > OTHER_WORK_CORES ? `, not comparable: other processes used ${busy.toFixed(2)} cores in one of them` : '';
+      ratios.push(`${BED_NAME[impl]}: ${hi}w ${rate[hi]!.toFixed(0)} vs ${lo}w ${rate[lo]!.toFixed(0)} conns/s (×${(rate[hi]! / rate[lo]!).toFixed(2)}${caveat})`);
     }
   }
   if (ratios.length) lines.push(`\nConnection rate, more workers vs fewer, same run: ${ratios.join('; ')}.`);
