@@ -10,7 +10,7 @@ import type { SharedMode } from './inpod/shared-mode.js';
 import { createDnsDeps, dumpDnsDeps, startDnsProxy } from './dns/dns-proxy.js';
 import type { DnsServer } from './dns/dns-server.js';
 import { PlainSocketFactory } from './platform/plain-socket-factory.js';
-import { MemoryTrimmer } from './platform/memory.js';
+import { IdleReclaimer, MemoryTrimmer, reclaimThreadMemory, releaseExecutablePages } from './platform/memory.js';
 import { bindSelfProxy } from './inpod/self-proxy.js';
 import { listenerError } from './config/listener-error.js';
 import { ZtunnelError } from './core/errors.js';
@@ -113,10 +113,28 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   const selfRecords = new ConnectionRecorder(control.logs.component('access'), control.traffic);
   // Gives freed native memory back after start-up and after bursts (platform/memory.ts).
   let trimmer: MemoryTrimmer | undefined;
-  const startTrimmer = () => (trimmer = new MemoryTrimmer({ openConnections: () => selfRecords.openCount + workers.openConnections() }));
+  // This thread's heap, and the node binary's start-up pages, back once start-up and the first
+  // traffic settled (platform/memory.ts, docs/memory.md); each worker reclaims its own heap.
+  let reclaimer: IdleReclaimer | undefined;
+  const memoryLog = control.logs.component('memory');
+  const startTrimmer = () => {
+    trimmer = new MemoryTrimmer({ openConnections: () => selfRecords.openCount + workers.openConnections() });
+    reclaimer = new IdleReclaimer({
+      activity: () => workers.connectionsStarted(),
+      reclaim: (reason) => {
+        reclaimThreadMemory();
+        if (reason === 'idle' || !config.releaseStartupPages) return;
+        const r = releaseExecutablePages();
+        if (r.unsupported) memoryLog.debug({ reason: r.unsupported }, 'start-up pages not released');
+        else memoryLog.debug({ mappings: r.regions, residentBytes: r.bytes }, 'start-up pages released');
+      },
+      onReclaim: (reason, before, after) => memoryLog.debug({ reason, heapBefore: before, heapAfter: after }, 'memory reclaimed'),
+    });
+  };
   life.onDrain(async (deadlineMs) => {
     for (const d of dnsServers) d.close();
     trimmer?.stop();
+    reclaimer?.stop();
     await Promise.allSettled([inpod?.close(deadlineMs), selfProxy?.close(deadlineMs)]);
     await workers.close(deadlineMs);
     await selfRecords.settled(5_000);

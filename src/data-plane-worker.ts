@@ -9,6 +9,7 @@ import { DataPlane } from './data-plane.js';
 import type { CallName, FromWorker, MetricsJson, ToWorker, WorkerCalls, WorkerInit } from './data-plane-protocol.js';
 import { CertificateCache } from './identity/certificate-cache.js';
 import { openCrl } from './crl-setup.js';
+import { IdleReclaimer } from './platform/memory.js';
 import { loadNativeAddon } from './platform/native-addon.js';
 import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
 import { PlainSocketFactory } from './platform/plain-socket-factory.js';
@@ -74,6 +75,12 @@ const registry = new Registry();
 // CRL_PATH: this thread's handshakes check it too (crl-setup.ts).
 if (config.crlPath !== undefined) await openCrl(config.crlPath, registry, logs.component('tls'), true);
 const plane = new DataPlane({ config, workerId: init.workerId, state, certs, logs, registry, sockets });
+// This thread's heap back once start-up and the first traffic settled (platform/memory.ts).
+const memoryLog = logs.component('memory');
+const reclaimer = new IdleReclaimer({
+  activity: () => Atomics.load(ids, 0),
+  onReclaim: (reason, heapBefore, heapAfter) => memoryLog.debug({ worker: init.workerId, reason, heapBefore, heapAfter }, 'memory reclaimed'),
+});
 const openCounts = new Int32Array(init.openCounts);
 setInterval(() => Atomics.store(openCounts, init.workerId, plane.openConnections), 1_000).unref();
 const metrics = (): Promise<MetricsJson> => registry.getMetricsAsJSON() as Promise<MetricsJson>;
@@ -85,6 +92,7 @@ const calls: { [K in CallName]: (args: WorkerCalls[K]['args']) => Promise<Worker
   connections: () => plane.connections(),
   metrics,
   close: async ({ deadlineMs }) => {
+    reclaimer.stop();
     await plane.close(deadlineMs);
     out.flush();
     return metrics();

@@ -75,6 +75,11 @@ export class DataPlaneWorkers implements DataPlaneHandle {
     return this.o.count;
   }
 
+  /** Connections started by every worker so far (the shared id counter): moves with traffic. */
+  connectionsStarted(): number {
+    return Atomics.load(new Int32Array(this.connectionIds), 0);
+  }
+
   /** Starts every worker; resolves when all are up, rejects when one ends before it is. */
   async start(): Promise<void> {
     for (let id = 0; id < this.o.count; id++) this.slots.push(this.spawn(id));

@@ -13,6 +13,7 @@
 //   Node's own event loop (FdWatcher): nothing blocks a thread while waiting.
 #include <napi.h>
 #include <uv.h>
+#include <v8.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -602,6 +604,34 @@ Napi::Value MallocArenaMax(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, mallopt(M_ARENA_MAX, n) == 1 ? 0 : -EINVAL);
 }
 
+// V8's "low memory" notification for the isolate of the calling thread (main thread or a worker):
+// full collections that compact and shrink the young generation and release V8's pooled pages.
+// The only call here that reaches past N-API into V8; the addon is built for the exact Node that
+// loads it (scripts/build-native.mjs). src/platform/memory.ts decides when.
+Napi::Value LowMemoryNotification(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate == nullptr) return Napi::Boolean::New(info.Env(), false);
+  isolate->LowMemoryNotification();
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// madvise(2) on [start, start + length) (addresses as BigInt, page aligned by the caller):
+// 0 or a negative errno (EINVAL for an advice this kernel does not know).
+Napi::Value Madvise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsBigInt() || !info[1].IsBigInt() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "madvise(start: bigint, length: bigint, advice: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  bool lossless = true;
+  uint64_t start = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+  uint64_t length = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
+  int advice = info[2].As<Napi::Number>().Int32Value();
+  if (!lossless) return Napi::Number::New(env, -EINVAL);
+  int r = madvise(reinterpret_cast<void*>(static_cast<uintptr_t>(start)), static_cast<size_t>(length), advice);
+  return Napi::Number::New(env, r == 0 ? 0 : -errno);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::call_once(g_self_netns_once, [] {
     g_self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -624,6 +654,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvMessage", Napi::Function::New(env, RecvMessage, "recvMessage"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
   exports.Set("mallocArenaMax", Napi::Function::New(env, MallocArenaMax, "mallocArenaMax"));
+  exports.Set("lowMemoryNotification", Napi::Function::New(env, LowMemoryNotification, "lowMemoryNotification"));
+  exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
   exports.Set("FdWatcher", FdWatcher::Init(env));
   return exports;
 }

@@ -112,6 +112,8 @@ export interface Config {
   // lifecycle
   readonly drainDeadlineMs: number;
   readonly workerThreads: number;
+  /** ztunnel-ts only (docs/memory.md): release the node binary's start-up pages once settled. */
+  readonly releaseStartupPages: boolean;
 
   // listeners
   readonly listeners: Listeners;

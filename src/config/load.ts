@@ -213,6 +213,7 @@ export function loadConfig(input: LoadConfigInput): Result<Config, string[]> {
     dscpMark: inp.int('dscpMark') ?? 23,
     drainDeadlineMs,
     workerThreads,
+    releaseStartupPages: inp.bool('releaseStartupPages') ?? true,
     listeners,
     logLevel,
     logFormat: inp.istioExact('logFormat', 'json', 'plain', () => inp.choice<'plain' | 'json'>('logFormat') === 'json') ? 'json' : 'plain',

@@ -4,7 +4,10 @@ import t from 'tap';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadNativeAddon } from './native-addon.js';
-import { MemoryTrimmer, limitMallocArenas, trimMalloc } from './memory.js';
+import { readFileSync, realpathSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
+import { Worker } from 'node:worker_threads';
+import { IdleReclaimer, MemoryTrimmer, cleanFileMappings, limitMallocArenas, releaseExecutablePages, trimMalloc, type ReclaimReason } from './memory.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -39,7 +42,125 @@ if (!loaded.ok) {
     t.ok(before - after >= 8 * 1024 * 1024, `RSS fell by ≥ 8 MiB (${before} → ${after}) with ${kept.length} buffers still held`);
     t.equal(dropped.length, 0);
   });
+
+  t.test('lowMemoryNotification gives a grown heap back, on the main thread and in a worker', async (t) => {
+    // Young-generation garbage grows the heap (V8 keeps the semi-spaces it grew to).
+    let sink: unknown[] = [];
+    for (let i = 0; i < 200_000; i++) sink.push({ i, s: `x${i}` });
+    sink = [];
+    const before = getHeapStatistics().total_physical_size;
+    t.equal(addon.lowMemoryNotification(), true, 'ran for this isolate');
+    const after = getHeapStatistics().total_physical_size;
+    t.ok(after < before, `heap physical size fell (${before} → ${after})`);
+    t.equal(sink.length, 0);
+    // In a worker: the call reaches that worker's own isolate.
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const addon = require(${JSON.stringify(addonPath())});
+       parentPort.postMessage(addon.lowMemoryNotification());`,
+      { eval: true },
+    );
+    const result = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+    t.equal(result, true, 'ran in the worker');
+    await worker.terminate();
+  });
+
+  t.test('madvise reports a bad advice as an errno, never throws for a failed call', async (t) => {
+    t.equal(addon.madvise(0n, 4096n, 9999), -22, 'EINVAL for an advice the kernel does not know');
+    t.throws(() => (addon.madvise as unknown as (a: number, b: number, c: number) => number)(0, 4096, 4), TypeError, 'addresses must be BigInt');
+  });
+
+  t.test('releaseExecutablePages drops the node binary\'s resident clean pages from this process', async (t) => {
+    const exe = realpathSync(process.execPath);
+    const resident = () => cleanFileMappings(readFileSync('/proc/self/smaps', 'utf8'), exe).reduce((n, m) => n + m.rss, 0);
+    const before = resident();
+    const r = releaseExecutablePages();
+    t.equal(r.unsupported, undefined, 'supported here (Linux, addon built)');
+    t.ok(r.regions >= 2, `the binary's code and read-only data mappings (${r.regions})`);
+    t.ok(r.bytes >= before / 2, 'their resident bytes are reported');
+    const after = resident();
+    t.ok(after < before / 2, `resident pages of the binary fell (${before} → ${after} bytes)`);
+    // Everything still runs: pages used again come back from the page cache.
+    t.equal(JSON.parse(JSON.stringify({ ok: [1, 2, 3] })).ok.length, 3);
+    t.ok(resident() > 0, 'pages in use again are mapped back');
+  });
 }
+
+function addonPath(): string {
+  return new URL('../../../native/build/Release/ztunnel_native.node', import.meta.url).pathname;
+}
+
+t.test('cleanFileMappings keeps only read-only private mappings of the file without modified pages', async (t) => {
+  const smaps = [
+    '00400000-00600000 r--p 00000000 08:01 42 /usr/bin/node',
+    'Rss:                 100 kB',
+    'Anonymous:             0 kB',
+    'Private_Dirty:         0 kB',
+    '00600000-00800000 r-xp 00200000 08:01 42 /usr/bin/node',
+    'Rss:                 200 kB',
+    'Anonymous:             0 kB',
+    '00800000-00900000 r--p 00400000 08:01 42 /usr/bin/node',
+    'Rss:                  50 kB',
+    'Anonymous:            12 kB',
+    '00900000-00a00000 rw-p 00500000 08:01 42 /usr/bin/node',
+    'Rss:                  10 kB',
+    'Anonymous:             0 kB',
+    '00a00000-00b00000 r--s 00000000 08:01 42 /usr/bin/node',
+    'Rss:                  10 kB',
+    '7f0000000000-7f0000100000 r-xp 00000000 08:01 43 /usr/lib/libc.so.6',
+    'Rss:                  80 kB',
+    'Anonymous:             0 kB',
+    '7f0000200000-7f0000300000 rw-p 00000000 00:00 0 ',
+    'Rss:                  80 kB',
+  ].join('\n');
+  t.same(cleanFileMappings(smaps, '/usr/bin/node'), [
+    { start: 0x400000n, end: 0x600000n, rss: 100 * 1024 },
+    { start: 0x600000n, end: 0x800000n, rss: 200 * 1024 },
+  ], 'relocated (anonymous) pages, writable, shared and other files are left alone');
+});
+
+t.test('IdleReclaimer: start-up once quiet, the first traffic once it stops, then only after growth and time', async (t) => {
+  let activity = 0;
+  let utilization = 0.5;
+  let heap = 100;
+  let now = 0;
+  const done: string[] = [];
+  const r = new IdleReclaimer({
+    activity: () => activity,
+    utilization: () => utilization,
+    heapBytes: () => heap,
+    now: () => now,
+    tickMs: 3_600_000, // the test drives tick() itself
+    minIntervalMs: 1_000,
+    minGrowthBytes: 50,
+    reclaim: (reason: ReclaimReason) => {
+      done.push(reason);
+      heap = 100;
+    },
+  });
+  t.teardown(() => r.stop());
+  t.equal(r.tick(), undefined, 'event loop busy (starting up): nothing');
+  utilization = 0;
+  t.equal(r.tick(), 'startup', 'quiet: the start-up reclaim');
+  t.equal(r.tick(), undefined, 'nothing happened since');
+  activity = 5;
+  heap = 120;
+  t.equal(r.tick(), undefined, 'connections starting: not quiet');
+  t.equal(r.tick(), 'first-traffic', 'quiet after the first connections: reclaimed, without waiting for growth or time');
+  activity = 500;
+  t.equal(r.tick(), undefined, 'more connections');
+  heap = 400;
+  t.equal(r.tick(), undefined, 'quiet and grown, but too soon after the last reclaim');
+  now = 2_000;
+  utilization = 0.9;
+  t.equal(r.tick(), undefined, 'a busy loop (a long-lived connection moving data) is never paused');
+  utilization = 0;
+  t.equal(r.tick(), 'idle', 'quiet, grown and long enough after the last: reclaimed');
+  now = 10_000;
+  heap = 120;
+  t.equal(r.tick(), undefined, 'not grown enough since the last reclaim');
+  t.same(done, ['startup', 'first-traffic', 'idle']);
+});
 
 t.test('MemoryTrimmer: once after start-up, then only after growth while connections are not rising', async (t) => {
   let rss = 100;

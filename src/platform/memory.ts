@@ -3,6 +3,9 @@
 // the first certificate) and after a burst of connections that closed again, RSS stays at the
 // high-water mark until malloc_trim(0) hands the free pages back. Nothing here changes behaviour:
 // without the native addon (or on a non-glibc libc) every function is a no-op.
+import { readFileSync, realpathSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { loadNativeAddon } from './native-addon.js';
 
 /**
@@ -101,4 +104,203 @@ export class MemoryTrimmer {
     this.baseline = Number.isFinite(after) ? after : 0;
     this.opts.onTrim?.(reason, before, after);
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Idle reclaim (issue 12 idle RSS, docs/memory.md). Each thread of the daemon (the main thread and
+// every data-plane worker) has its own V8 heap, which grows during start-up and during a burst of
+// connections (its young generation to ~10–20 MiB) and is not given back on its own while the
+// daemon sits idle. Once a thread is quiet, V8's low-memory notification (full compacting
+// collections that also shrink the young generation) and malloc_trim return it: measured
+// 181 → 124 MB for an idle daemon with 2 workers.
+
+/** How often a thread looks whether it is quiet. */
+export const RECLAIM_TICK_MS = 500;
+/** A tick with at most this event-loop utilization and no new connection is quiet. */
+export const RECLAIM_QUIET_UTILIZATION = 0.05;
+/** After the first two reclaims, the least time between two. */
+export const RECLAIM_IDLE_MIN_INTERVAL_MS = 60_000;
+/** After the first two reclaims, how much this thread's V8 heap must have grown since the last. */
+export const RECLAIM_IDLE_MIN_GROWTH_BYTES = 16 * 1024 * 1024;
+
+export type ReclaimReason = 'startup' | 'first-traffic' | 'idle';
+
+export interface IdleReclaimerOptions {
+  /** Connections started in the process so far (the shared connection id counter): a change is traffic. */
+  readonly activity: () => number;
+  /** What runs on a reclaim; defaults to V8's low-memory notification and malloc_trim. */
+  readonly reclaim?: (reason: ReclaimReason) => void;
+  /** This thread's V8 heap in bytes (physical); defaults to v8.getHeapStatistics(). */
+  readonly heapBytes?: () => number;
+  /** Event-loop utilization (0–1) since the previous call; defaults to performance.eventLoopUtilization. */
+  readonly utilization?: () => number;
+  readonly tickMs?: number;
+  readonly minIntervalMs?: number;
+  readonly minGrowthBytes?: number;
+  readonly now?: () => number;
+  /** After each reclaim, with this thread's heap before and after (tests, debug logs). */
+  readonly onReclaim?: (reason: ReclaimReason, heapBefore: number, heapAfter: number) => void;
+}
+
+/**
+ * Reclaims a thread's memory at quiet moments: once start-up has settled ('startup'), once after
+ * the first traffic ('first-traffic', e.g. the first connections and certificates), then only
+ * when the heap grew by `minGrowthBytes` since the last reclaim and `minIntervalMs` passed
+ * ('idle'). Quiet means one tick without a new connection in the process and with the thread's
+ * event loop nearly idle (so a long-lived busy connection is never paused). The reclaim pauses
+ * this thread for a few tens of milliseconds; a connection arriving then waits that long. The
+ * timer is unref'd; stop() clears it.
+ */
+export class IdleReclaimer {
+  private readonly timer: NodeJS.Timeout;
+  private lastActivity: number;
+  private startupDone = false;
+  private firstTrafficDone = false;
+  private trafficSinceReclaim = false;
+  private lastReclaimAt = Number.NEGATIVE_INFINITY;
+  private baseline = 0;
+  private readonly heap: () => number;
+  private readonly utilization: () => number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: IdleReclaimerOptions) {
+    this.lastActivity = o.activity();
+    this.heap = o.heapBytes ?? (() => v8.getHeapStatistics().total_physical_size);
+    this.now = o.now ?? Date.now;
+    if (o.utilization) this.utilization = o.utilization;
+    else {
+      let prev = performance.eventLoopUtilization();
+      this.utilization = () => {
+        const cur = performance.eventLoopUtilization();
+        const u = performance.eventLoopUtilization(cur, prev).utilization;
+        prev = cur;
+        return u;
+      };
+    }
+    this.timer = setInterval(() => this.tick(), o.tickMs ?? RECLAIM_TICK_MS).unref();
+  }
+
+  /** One look (the timer calls it); the reason when it reclaimed. */
+  tick(): ReclaimReason | undefined {
+    const a = this.o.activity();
+    const connected = a !== this.lastActivity;
+    this.lastActivity = a;
+    const busy = this.utilization() > RECLAIM_QUIET_UTILIZATION;
+    if (connected) this.trafficSinceReclaim = true;
+    if (connected || busy) return undefined;
+    let reason: ReclaimReason | undefined;
+    if (!this.startupDone) reason = 'startup';
+    else if (this.trafficSinceReclaim && !this.firstTrafficDone) reason = 'first-traffic';
+    else if (
+      this.firstTrafficDone &&
+      this.now() - this.lastReclaimAt >= (this.o.minIntervalMs ?? RECLAIM_IDLE_MIN_INTERVAL_MS) &&
+      this.heap() - this.baseline >= (this.o.minGrowthBytes ?? RECLAIM_IDLE_MIN_GROWTH_BYTES)
+    ) reason = 'idle';
+    if (!reason) return undefined;
+    if (reason === 'startup') this.startupDone = true;
+    else this.firstTrafficDone = true;
+    this.trafficSinceReclaim = false;
+    const before = this.heap();
+    (this.o.reclaim ?? reclaimThreadMemory)(reason);
+    this.baseline = this.heap();
+    this.lastReclaimAt = this.now();
+    // The reclaim's own pause is not traffic.
+    this.utilization();
+    this.o.onReclaim?.(reason, before, this.baseline);
+    return reason;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** V8's low-memory notification for this thread's isolate; false without the addon. */
+export function lowMemoryNotification(): boolean {
+  const addon = loadNativeAddon();
+  return addon.ok && addon.value.lowMemoryNotification();
+}
+
+/** The default reclaim of a thread: its V8 heap compacted and shrunk, then malloc_trim. */
+export function reclaimThreadMemory(): void {
+  lowMemoryNotification();
+  trimMalloc();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Start-up pages of the node binary (docs/memory.md). About 55 MB of an idle daemon's RSS are
+// pages of the node executable itself — its code and read-only data (the start-up snapshot, the
+// JavaScript of Node's own modules, ICU tables) — mostly touched once while Node starts. They are
+// clean copies of the file: MADV_DONTNEED drops them from this process's page tables, and a page
+// used again later is mapped back from the page cache (a minor fault; from disk only if the kernel
+// evicted it meanwhile). MADV_PAGEOUT would evict them from memory altogether but skips every page
+// another process maps too, which on a node running other Node processes (or two daemons) is most
+// of them: it released nothing measurable there.
+
+/** linux/mman-common.h */
+export const MADV_DONTNEED = 4;
+
+export interface PageRelease {
+  /** Mappings released. */
+  readonly regions: number;
+  /** Their resident bytes just before. */
+  readonly bytes: number;
+  /** Why nothing was released (no addon, /proc unreadable, madvise failed), when so. */
+  readonly unsupported?: string;
+}
+
+interface Mapping {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly rss: number;
+}
+
+/**
+ * The read-only mappings of `file` in a /proc/<pid>/smaps text that hold no private (anonymous)
+ * page: only those are released, since MADV_DONTNEED on a private file mapping would also throw
+ * away a page the process had modified (relocated data), not only clean copies of the file.
+ */
+export function cleanFileMappings(smaps: string, file: string): Mapping[] {
+  const out: Mapping[] = [];
+  let cur: { start: bigint; end: bigint; rss: number; ok: boolean } | null = null;
+  const flush = () => {
+    if (cur?.ok) out.push({ start: cur.start, end: cur.end, rss: cur.rss });
+  };
+  for (const line of smaps.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      flush();
+      const perms = head[3]!;
+      cur = { start: BigInt(`0x${head[1]}`), end: BigInt(`0x${head[2]}`), rss: 0, ok: head[4] === file && perms[0] === 'r' && perms[1] === '-' && perms[3] === 'p' };
+      continue;
+    }
+    if (!cur) continue;
+    const field = /^(\w+):\s+(\d+) kB/.exec(line);
+    if (!field) continue;
+    if (field[1] === 'Rss') cur.rss = Number(field[2]) * 1024;
+    else if ((field[1] === 'Anonymous' || field[1] === 'Private_Dirty' || field[1] === 'Locked') && field[2] !== '0') cur.ok = false;
+  }
+  flush();
+  return out;
+}
+
+/** Drops this process's resident clean pages of the node binary (see above). */
+export function releaseExecutablePages(): PageRelease {
+  const addon = loadNativeAddon();
+  if (!addon.ok) return { regions: 0, bytes: 0, unsupported: 'native addon unavailable' };
+  let mappings: Mapping[];
+  try {
+    mappings = cleanFileMappings(readFileSync('/proc/self/smaps', 'utf8'), realpathSync(process.execPath));
+  } catch (e) {
+    return { regions: 0, bytes: 0, unsupported: `cannot read /proc/self/smaps: ${(e as Error).message}` };
+  }
+  let regions = 0;
+  let bytes = 0;
+  for (const m of mappings) {
+    const r = addon.value.madvise(m.start, m.end - m.start, MADV_DONTNEED);
+    if (r !== 0) return { regions, bytes, unsupported: `madvise(MADV_DONTNEED) failed: errno ${-r}` };
+    regions++;
+    bytes += m.rss;
+  }
+  return { regions, bytes };
 }

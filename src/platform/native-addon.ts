@@ -77,6 +77,10 @@ export interface NativeAddon {
   mallocTrim(): boolean;
   /** glibc mallopt(M_ARENA_MAX, n): at most `n` malloc arenas from now on; 0 or -EINVAL. */
   mallocArenaMax(n: number): number;
+  /** V8's LowMemoryNotification for the calling thread's isolate (full, compacting collections); false when there is none. */
+  lowMemoryNotification(): boolean;
+  /** madvise(2) on [start, start + length); 0 or a negative errno (-EINVAL: advice unknown to this kernel). */
+  madvise(start: bigint, length: bigint, advice: number): number;
   FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => FdWatcher;
 }
 
