@@ -28,7 +28,7 @@ import { startDaemonProcess, type DaemonProcess } from './lib/daemon-process.js'
 import { DAEMON_NODE_FLAGS } from './lib/daemon-flags.js';
 import { bulkOnce, connRateOnce, idleConnections, pingPongOnce, settledRss, type BulkRep, type ConnRateRep, type IdleMeasurement } from './lib/measure.js';
 import type { WindowCpu } from './lib/measure.js';
-import { machineFacts } from './lib/proc-stats.js';
+import { anonymousBytes, machineFacts } from './lib/proc-stats.js';
 import type { Bed, BedContext, ProxyProcess } from './lib/scenarios.js';
 import { forkListening, startSinkServer } from './lib/scenarios.js';
 import { median, summarizeLatency, type LatencySummary } from './lib/stats.js';
@@ -79,6 +79,7 @@ interface ImplRound {
   connConcurrency?: number;
   round: number;
   idleRssBytes?: Record<string, number>;
+  idleAnonBytes?: Record<string, number>;
   idle?: IdleMeasurement;
   bulk?: BulkRep;
   bulkCores?: Record<string, number>;
@@ -358,9 +359,11 @@ async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, roun
       await step('first connection', async () => void (await connRateOnce(BENCH_DIR, bed, 1, 0, 2000)));
       await sleep(s.quick ? 1000 : 3000);
       out.idleRssBytes = {};
+      out.idleAnonBytes = {};
       out.threads = {};
       for (const p of proxies) {
         out.idleRssBytes[p.name] = await settledRss(p.pid);
+        out.idleAnonBytes[p.name] = anonymousBytes(p.pid);
         out.threads[p.name] = threadsOf(p.pid);
       }
       // The mixed beds measure load (CPU, cores, rates); memory and latency are the symmetric beds'.
@@ -414,6 +417,9 @@ const ROWS: Row[] = [
   { name: 'daemon cores used during connection rate, B', get: (r) => r.connCores?.['B'], digits: 2 },
   { name: 'idle RSS, A, MB', get: (r) => (r.idleRssBytes?.['A'] ?? NaN) / 1e6, digits: 1, lowerIsBetter: true },
   { name: 'idle RSS, B, MB', get: (r) => (r.idleRssBytes?.['B'] ?? NaN) / 1e6, digits: 1, lowerIsBetter: true },
+  // RSS less the executable's file pages (docs/memory.md: ztunnel-ts drops the node binary's start-up pages).
+  { name: 'idle anonymous memory, A, MB', get: (r) => (r.idleAnonBytes?.['A'] ?? NaN) / 1e6, digits: 1, lowerIsBetter: true },
+  { name: 'idle anonymous memory, B, MB', get: (r) => (r.idleAnonBytes?.['B'] ?? NaN) / 1e6, digits: 1, lowerIsBetter: true },
   { name: 'KB per idle tunneled connection, A', get: (r) => (r.idle ? r.idle.bytesPerConnection['A']! / 1e3 : undefined), digits: 1, lowerIsBetter: true },
   { name: 'KB per idle tunneled connection, B', get: (r) => (r.idle ? r.idle.bytesPerConnection['B']! / 1e3 : undefined), digits: 1, lowerIsBetter: true },
 ];

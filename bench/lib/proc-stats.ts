@@ -109,6 +109,16 @@ export function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+/**
+ * Anonymous resident bytes (`Anonymous` of /proc/<pid>/smaps_rollup): RSS without the pages of
+ * mapped files (the executable's code and read-only data, shared and reclaimable by the kernel).
+ */
+export function anonymousBytes(pid: number): number {
+  const m = /^Anonymous:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  if (!m) throw new Error(`no Anonymous in smaps_rollup for pid ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
 export interface MachineFacts {
   cpuModel: string;
   cores: number;
