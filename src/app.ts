@@ -128,7 +128,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
         if (r.unsupported) memoryLog.debug({ reason: r.unsupported }, 'start-up pages not released');
         else memoryLog.debug({ mappings: r.regions, residentBytes: r.bytes }, 'start-up pages released');
       },
-      onReclaim: (reason, before, after) => memoryLog.debug({ reason, heapBefore: before, heapAfter: after }, 'memory reclaimed'),
+      onReclaim: (reason, before, after, ms) => memoryLog.debug({ reason, heapBefore: before, heapAfter: after, durationMs: Math.round(ms) }, 'memory reclaimed'),
     });
   };
   life.onDrain(async (deadlineMs) => {

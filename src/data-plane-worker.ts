@@ -79,7 +79,7 @@ const plane = new DataPlane({ config, workerId: init.workerId, state, certs, log
 const memoryLog = logs.component('memory');
 const reclaimer = new IdleReclaimer({
   activity: () => Atomics.load(ids, 0),
-  onReclaim: (reason, heapBefore, heapAfter) => memoryLog.debug({ worker: init.workerId, reason, heapBefore, heapAfter }, 'memory reclaimed'),
+  onReclaim: (reason, heapBefore, heapAfter, ms) => memoryLog.debug({ worker: init.workerId, reason, heapBefore, heapAfter, durationMs: Math.round(ms) }, 'memory reclaimed'),
 });
 const openCounts = new Int32Array(init.openCounts);
 setInterval(() => Atomics.store(openCounts, init.workerId, plane.openConnections), 1_000).unref();

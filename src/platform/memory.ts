@@ -139,7 +139,7 @@ export interface IdleReclaimerOptions {
   readonly minGrowthBytes?: number;
   readonly now?: () => number;
   /** After each reclaim, with this thread's heap before and after (tests, debug logs). */
-  readonly onReclaim?: (reason: ReclaimReason, heapBefore: number, heapAfter: number) => void;
+  readonly onReclaim?: (reason: ReclaimReason, heapBefore: number, heapAfter: number, durationMs: number) => void;
 }
 
 /**
@@ -201,12 +201,14 @@ export class IdleReclaimer {
     else this.firstTrafficDone = true;
     this.trafficSinceReclaim = false;
     const before = this.heap();
+    const started = performance.now();
     (this.o.reclaim ?? reclaimThreadMemory)(reason);
+    const durationMs = performance.now() - started;
     this.baseline = this.heap();
     this.lastReclaimAt = this.now();
     // The reclaim's own pause is not traffic.
     this.utilization();
-    this.o.onReclaim?.(reason, before, this.baseline);
+    this.o.onReclaim?.(reason, before, this.baseline, durationMs);
     return reason;
   }
 
