@@ -1,6 +1,8 @@
 // The ztunnel command line on yargs: argv → command + flags, a --help text, or a usage error. No
 // I/O: yargs reports into a callback (help text, failure message) instead of printing or exiting.
-// yargs is imported on first use, so only the command-line path loads it (issue 15: idle RSS).
+// yargs is imported on first use, so only the command-line path loads it (issue 15: idle RSS), and
+// the daemon parses on a short-lived thread (parseCommandLineOffThread) so its main thread never does.
+import { Worker } from 'node:worker_threads';
 import type { Argv } from 'yargs';
 import { runFlags } from './config/options.js';
 
@@ -76,6 +78,36 @@ export function ztunnelCommands(): readonly CommandSpec[] {
 type Yargs = (args?: readonly string[]) => Argv;
 let loadingYargs: Promise<Yargs> | undefined;
 const loadYargs = (): Promise<Yargs> => (loadingYargs ??= import('yargs').then((m) => m.default as unknown as Yargs));
+
+/**
+ * parseCommandLine on a short-lived worker thread (cli-args-worker.ts): yargs and its helpers then
+ * never load into the daemon's main thread, whose modules stay for its whole life (~1.6 MB of V8
+ * heap, docs/memory.md). Falls back to parsing here when the thread cannot run; never throws.
+ */
+export function parseCommandLineOffThread(argv: readonly string[]): Promise<ParsedCommandLine> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (r: ParsedCommandLine | null): void => {
+      if (done) return;
+      done = true;
+      if (r) resolve(r);
+      else resolve(parseCommandLine(argv));
+    };
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./cli-args-worker.js', import.meta.url), { workerData: [...argv], execArgv: [], stdout: false, stderr: false });
+    } catch {
+      finish(null);
+      return;
+    }
+    worker.once('message', (r: ParsedCommandLine) => {
+      finish(r);
+      void worker.terminate();
+    });
+    worker.once('error', () => finish(null));
+    worker.once('exit', () => finish(null));
+  });
+}
 
 /** Parse `argv` (without node and script); never throws. */
 export async function parseCommandLine(argv: readonly string[], commands: readonly CommandSpec[] = ztunnelCommands()): Promise<ParsedCommandLine> {

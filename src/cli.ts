@@ -2,7 +2,7 @@
 // environment under Istio's names (config/options.ts). Unknown flags and bad values are rejected
 // before start; usage errors exit 2.
 import type { RunningApp } from './app.js';
-import { parseCommandLine, type FlagValues } from './cli-args.js';
+import { parseCommandLineOffThread, type FlagValues } from './cli-args.js';
 import { loadConfig } from './config/load.js';
 import { createLogger } from './telemetry/logger.js';
 import { istioDestination } from './telemetry/plain-format.js';
@@ -44,7 +44,7 @@ export async function runCli(io: CliIo): Promise<CliOutcome> {
       outcome = { kind: 'exit', code: 1 };
     }
   };
-  const parsed = await parseCommandLine(io.argv);
+  const parsed = await parseCommandLineOffThread(io.argv);
   if (parsed.kind === 'help') {
     io.stdout(parsed.text);
     return { kind: 'exit', code: 0 };

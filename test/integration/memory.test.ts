@@ -90,7 +90,7 @@ t.test('a data-plane worker loads only the data plane', async (t) => {
   t.equal(workerLists.length, workers(a), 'one module list per data-plane worker');
   // The control plane, as the main thread shows (the log sees what it must not find in workers).
   const controlOnly: [string, RegExp][] = [
-    ['yargs (command line)', /\/node_modules\/yargs\//],
+    ['yargs (command line; parsed on a short-lived thread of its own)', /\/node_modules\/yargs\//],
     ['yaml (config files)', /\/node_modules\/yaml\//],
     ['the xDS / local config sources', /\/dist\/src\/xds\//],
     ['the admin, metrics and readiness servers', /\/dist\/src\/admin\//],
@@ -99,9 +99,12 @@ t.test('a data-plane worker loads only the data plane', async (t) => {
     ['the DNS proxy', /\/dist\/src\/dns\//],
   ];
   for (const [what, re] of controlOnly) {
-    if (what.startsWith('yargs') || what.startsWith('the xDS') || what.startsWith('the admin') || what.startsWith('the control')) {
+    if (what.startsWith('the xDS') || what.startsWith('the admin') || what.startsWith('the control')) {
       t.ok(main.some((u) => re.test(u)), `main thread loads ${what}`);
     }
     for (const [id, list] of workerLists) t.notOk(list.find((u) => re.test(u)), `worker thread ${id} does not load ${what}`);
   }
+  t.notOk(main.find((u) => /\/node_modules\/yargs\//.test(u)), 'the main thread does not load yargs either');
+  const cliThread = [...byThread].find(([, list]) => list.some((u) => u.endsWith('/dist/src/cli-args-worker.js')));
+  t.ok(cliThread?.[1].some((u) => /\/node_modules\/yargs\//.test(u)), 'the command line was parsed with yargs on its own thread');
 });
