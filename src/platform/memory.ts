@@ -118,8 +118,13 @@ export class MemoryTrimmer {
 export const RECLAIM_TICK_MS = 500;
 /** A tick with at most this event-loop utilization and no new connection is quiet. */
 export const RECLAIM_QUIET_UTILIZATION = 0.05;
-/** After the first two reclaims, the least time between two. */
-export const RECLAIM_IDLE_MIN_INTERVAL_MS = 60_000;
+/**
+ * After the first two reclaims, the least time between two. Short enough that a daemon which
+ * opened many connections and now holds them idle gives back the young generation it grew for
+ * them (else RSS while holding them counts that garbage room too); the growth condition below
+ * keeps reclaims rare under steady traffic (a busy loop is never quiet anyway).
+ */
+export const RECLAIM_IDLE_MIN_INTERVAL_MS = 5_000;
 /** After the first two reclaims, how much this thread's V8 heap must have grown since the last. */
 export const RECLAIM_IDLE_MIN_GROWTH_BYTES = 16 * 1024 * 1024;
 
