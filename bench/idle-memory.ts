@@ -1,5 +1,5 @@
 // Where an idle daemon's memory goes (issue 12 idle RSS; docs/memory.md):
-// `node dist/bench/idle-memory.js [--at 3,30] [--probe]`, under `flock /work/locks/bench.lock`.
+// `node dist/bench/idle-memory.js [--at 3,30] [--probe] [--hold N]`, under `flock /work/locks/bench.lock`.
 //
 // Starts the scenario-3 pair (client → SOCKS5 of daemon A → HBONE → daemon B → sink server), makes
 // the first tunneled connections exactly as bench/vs-istio.ts does before it reads idle RSS
@@ -8,14 +8,15 @@
 // mapping (the node binary's text and read-only data, [heap], other anonymous, shared libraries).
 // With --probe the daemons run with bench/lib/memory-probe.js preloaded and every thread's V8 heap
 // (used / committed by space) and loaded-module count is printed too (the probe itself costs a
-// little memory, so RSS is read without it). ZTUNNEL_WORKER_THREADS picks the worker count.
+// little memory, so RSS is read without it). --hold N then measures memory per idle tunneled
+// connection as bench --vs-istio does (N connections held). ZTUNNEL_WORKER_THREADS picks the worker count.
 import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installExitHandlers } from './lib/children.js';
 import { DAEMON_NODE_FLAGS } from './lib/daemon-flags.js';
-import { connRateOnce } from './lib/measure.js';
+import { connRateOnce, idleConnections } from './lib/measure.js';
 import { PROBE_DIR } from './lib/memory-probe.js';
 import { setupZtunnelPair, type BedContext } from './lib/scenarios.js';
 
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const at = (args.includes('--at') ? args[args.indexOf('--at') + 1]! : '3,30').split(',').map(Number);
   const probe = args.includes('--probe');
+  const hold = args.includes('--hold') ? Number(args[args.indexOf('--hold') + 1]) : 0;
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'ztunnel-idle-memory-'));
   const probeDir = probe ? PROBE_DIR : null;
   const nodeBinary = realpathSync(process.execPath);
@@ -117,6 +119,13 @@ async function main(): Promise<void> {
     for (const s of at) {
       await sleep(Math.max(0, t0 + s * 1000 - Date.now()));
       console.log(`--- ${s} s after the first connections`);
+      for (const p of bed.proxies) console.log(report(p.name, p.pid, nodeBinary, probeDir));
+    }
+    if (hold > 0) {
+      // Then as bench --vs-istio measures memory per idle connection (full run: settle 2 s).
+      const m = await idleConnections(BENCH_DIR, bed, hold, Math.min(200, Math.ceil(hold / 10)), 2000);
+      const kb = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${(v / 1e3).toFixed(1)}`).join(', ');
+      console.log(`--- holding ${m.opened} idle tunneled connections: KB per connection ${kb(m.bytesPerConnection)}; RSS before ${kb(m.rssBeforeBytes)} KB, with ${kb(m.rssWithBytes)} KB`);
       for (const p of bed.proxies) console.log(report(p.name, p.pid, nodeBinary, probeDir));
     }
   } finally {

@@ -160,6 +160,18 @@ t.test('IdleReclaimer: start-up once quiet, the first traffic once it stops, the
   heap = 120;
   t.equal(r.tick(), undefined, 'not grown enough since the last reclaim');
   t.same(done, ['startup', 'first-traffic', 'idle']);
+  // Back-off: each 'idle' reclaim of the window doubles the least interval.
+  t.equal(r.idleInterval(), 2_000, 'one idle reclaim in the window: twice the minimum');
+  heap = 400;
+  t.equal(r.tick(), 'idle', '10 s after the last: reclaimed');
+  t.equal(r.idleInterval(), 4_000, 'two: four times');
+  now = 13_000;
+  heap = 400;
+  t.equal(r.tick(), undefined, 'grown, but 3 s < 4 s after the last');
+  now = 14_000;
+  t.equal(r.tick(), 'idle', '4 s after the last: reclaimed');
+  now = 14_000 + 3_600_000;
+  t.equal(r.idleInterval(), 1_000, 'an hour later the window is empty: back to the minimum');
 });
 
 t.test('MemoryTrimmer: once after start-up, then only after growth while connections are not rising', async (t) => {

@@ -115,18 +115,22 @@ export class MemoryTrimmer {
 // 181 → 124 MB for an idle daemon with 2 workers.
 
 /** How often a thread looks whether it is quiet. */
-export const RECLAIM_TICK_MS = 500;
+export const RECLAIM_TICK_MS = 250;
 /** A tick with at most this event-loop utilization and no new connection is quiet. */
 export const RECLAIM_QUIET_UTILIZATION = 0.05;
 /**
- * After the first two reclaims, the least time between two. Short enough that a daemon which
- * opened many connections and now holds them idle gives back the young generation it grew for
- * them (else RSS while holding them counts that garbage room too); the growth condition below
- * keeps reclaims rare under steady traffic (a busy loop is never quiet anyway).
+ * After the first two reclaims, the least time between two: this, doubled for every 'idle'
+ * reclaim of the last RECLAIM_IDLE_WINDOW_MS, at most RECLAIM_IDLE_MAX_INTERVAL_MS. Short at first,
+ * so a daemon that opened many connections and now holds them idle gives back the young generation
+ * it grew for them (else RSS while holding them counts that garbage room too); backing off, so
+ * bursty traffic with quiet gaps pays for at most a few reclaims per window (a busy loop is never
+ * quiet anyway).
  */
-export const RECLAIM_IDLE_MIN_INTERVAL_MS = 5_000;
+export const RECLAIM_IDLE_MIN_INTERVAL_MS = 2_000;
+export const RECLAIM_IDLE_MAX_INTERVAL_MS = 300_000;
+export const RECLAIM_IDLE_WINDOW_MS = 600_000;
 /** After the first two reclaims, how much this thread's V8 heap must have grown since the last. */
-export const RECLAIM_IDLE_MIN_GROWTH_BYTES = 16 * 1024 * 1024;
+export const RECLAIM_IDLE_MIN_GROWTH_BYTES = 8 * 1024 * 1024;
 
 export type ReclaimReason = 'startup' | 'first-traffic' | 'idle';
 
@@ -141,6 +145,8 @@ export interface IdleReclaimerOptions {
   readonly utilization?: () => number;
   readonly tickMs?: number;
   readonly minIntervalMs?: number;
+  readonly maxIntervalMs?: number;
+  readonly idleWindowMs?: number;
   readonly minGrowthBytes?: number;
   readonly now?: () => number;
   /** After each reclaim, with this thread's heap before and after (tests, debug logs). */
@@ -150,10 +156,10 @@ export interface IdleReclaimerOptions {
 /**
  * Reclaims a thread's memory at quiet moments: once start-up has settled ('startup'), once after
  * the first traffic ('first-traffic', e.g. the first connections and certificates), then only
- * when the heap grew by `minGrowthBytes` since the last reclaim and `minIntervalMs` passed
+ * when the heap grew by `minGrowthBytes` since the last reclaim and idleInterval() passed
  * ('idle'). Quiet means one tick without a new connection in the process and with the thread's
  * event loop nearly idle (so a long-lived busy connection is never paused). The reclaim pauses
- * this thread for a few tens of milliseconds; a connection arriving then waits that long. The
+ * this thread for tens of milliseconds; a connection arriving then waits that long. The
  * timer is unref'd; stop() clears it.
  */
 export class IdleReclaimer {
@@ -163,6 +169,8 @@ export class IdleReclaimer {
   private firstTrafficDone = false;
   private trafficSinceReclaim = false;
   private lastReclaimAt = Number.NEGATIVE_INFINITY;
+  /** When the recent 'idle' reclaims ran (back-off). */
+  private idleReclaims: number[] = [];
   private baseline = 0;
   private readonly heap: () => number;
   private readonly utilization: () => number;
@@ -198,7 +206,7 @@ export class IdleReclaimer {
     else if (this.trafficSinceReclaim && !this.firstTrafficDone) reason = 'first-traffic';
     else if (
       this.firstTrafficDone &&
-      this.now() - this.lastReclaimAt >= (this.o.minIntervalMs ?? RECLAIM_IDLE_MIN_INTERVAL_MS) &&
+      this.now() - this.lastReclaimAt >= this.idleInterval() &&
       this.heap() - this.baseline >= (this.o.minGrowthBytes ?? RECLAIM_IDLE_MIN_GROWTH_BYTES)
     ) reason = 'idle';
     if (!reason) return undefined;
@@ -211,10 +219,19 @@ export class IdleReclaimer {
     const durationMs = performance.now() - started;
     this.baseline = this.heap();
     this.lastReclaimAt = this.now();
+    if (reason === 'idle') this.idleReclaims.push(this.lastReclaimAt);
     // The reclaim's own pause is not traffic.
     this.utilization();
     this.o.onReclaim?.(reason, before, this.baseline, durationMs);
     return reason;
+  }
+
+  /** The least time after the last reclaim before an 'idle' one (backs off, see RECLAIM_IDLE_MIN_INTERVAL_MS). */
+  idleInterval(): number {
+    const now = this.now();
+    this.idleReclaims = this.idleReclaims.filter((t) => now - t < (this.o.idleWindowMs ?? RECLAIM_IDLE_WINDOW_MS));
+    const min = this.o.minIntervalMs ?? RECLAIM_IDLE_MIN_INTERVAL_MS;
+    return Math.min(min * 2 ** this.idleReclaims.length, this.o.maxIntervalMs ?? RECLAIM_IDLE_MAX_INTERVAL_MS);
   }
 
   stop(): void {
