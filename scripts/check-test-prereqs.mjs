@@ -5,6 +5,7 @@
 // and istiod, not by `npm test`, so they are not checked here.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,8 +24,20 @@ const need = (ok, what) => {
 };
 
 need(runs('openssl', ['version']), 'openssl (the certificate tests read certificates with the openssl CLI; Debian/Ubuntu: apt-get install openssl)');
-need(existsSync(path.join(root, 'native', 'build', 'Release', 'ztunnel_native.node')),
+const addonFile = path.join(root, 'native', 'build', 'Release', 'ztunnel_native.node');
+need(existsSync(addonFile),
   'the native addon native/build/Release/ztunnel_native.node (built by `npm install`/`npm ci`; needs g++, make and python3)');
+if (existsSync(addonFile)) {
+  // An addon built from older sources lacks newer calls (`npm run build` does not rebuild native/).
+  let exported = [];
+  try {
+    exported = Object.keys(createRequire(import.meta.url)(addonFile));
+  } catch {
+    // reported below as lacking every call
+  }
+  const lacking = ['lowMemoryNotification', 'madvise', 'setLingerReset'].filter((f) => !exported.includes(f));
+  need(lacking.length === 0, `a native addon built from the current native/src (it lacks ${lacking.join(', ')}): node scripts/build-native.mjs`);
+}
 if (!skipNetns) {
   need(runs('ip', ['-V']), 'ip (iproute2: the network-namespace suite creates namespaces and veths; apt-get install iproute2)');
   need(runs('iptables', ['--version']), 'iptables (the netns suite checks the in-pod redirection rules; apt-get install iptables)');

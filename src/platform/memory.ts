@@ -239,10 +239,13 @@ export class IdleReclaimer {
   }
 }
 
-/** V8's low-memory notification for this thread's isolate; false without the addon. */
+/**
+ * V8's low-memory notification for this thread's isolate; false without the addon (or with an
+ * addon built before it had the call: `npm run build` does not rebuild native/).
+ */
 export function lowMemoryNotification(): boolean {
   const addon = loadNativeAddon();
-  return addon.ok && addon.value.lowMemoryNotification();
+  return addon.ok && typeof addon.value.lowMemoryNotification === 'function' && addon.value.lowMemoryNotification();
 }
 
 /** The default reclaim of a thread: its V8 heap compacted and shrunk, then malloc_trim. */
@@ -312,6 +315,7 @@ export function cleanFileMappings(smaps: string, file: string): Mapping[] {
 export function releaseExecutablePages(): PageRelease {
   const addon = loadNativeAddon();
   if (!addon.ok) return { regions: 0, bytes: 0, unsupported: 'native addon unavailable' };
+  if (typeof addon.value.madvise !== 'function') return { regions: 0, bytes: 0, unsupported: 'native addon built without madvise (rebuild: node scripts/build-native.mjs)' };
   let mappings: Mapping[];
   try {
     mappings = cleanFileMappings(readFileSync('/proc/self/smaps', 'utf8'), realpathSync(process.execPath));
