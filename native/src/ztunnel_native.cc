@@ -218,6 +218,22 @@ Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// socketOwnNetns(family[, datagram]) → fd | -errno: socket() in the calling thread's (ztunnel's
+// own) netns, synchronously. For sockets that need options node:net cannot set (SO_MARK, IP_TOS,
+// IP_TRANSPARENT) but no netns switch: no pool-thread hop (issue 12).
+Napi::Value SocketOwnNetns(const Napi::CallbackInfo& info) {
+  int family;
+  if (!ArgInt(info, 0, &family)) return info.Env().Undefined();
+  if (family != 4 && family != 6) {
+    Napi::TypeError::New(info.Env(), "family must be 4 or 6").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  bool datagram = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, (datagram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno(info.Env(), errno);
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // setSockOptInt(fd, level, name, value) → 0 | -errno
 Napi::Value SetSockOptInt(const Napi::CallbackInfo& info) {
   int fd, level, name;
@@ -638,6 +654,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     if (g_self_netns < 0) g_self_netns_errno = errno;
   });
   exports.Set("socketInNetns", Napi::Function::New(env, SocketInNetns, "socketInNetns"));
+  exports.Set("socketOwnNetns", Napi::Function::New(env, SocketOwnNetns, "socketOwnNetns"));
   exports.Set("setSockOptInt", Napi::Function::New(env, SetSockOptInt, "setSockOptInt"));
   exports.Set("getSockOptInt", Napi::Function::New(env, GetSockOptInt, "getSockOptInt"));
   exports.Set("setLingerReset", Napi::Function::New(env, SetLingerReset, "setLingerReset"));

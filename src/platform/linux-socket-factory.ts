@@ -4,8 +4,8 @@
 // steps, fallbacks and error reporting live here.
 //
 // How a socket reaches Node: the addon creates it on a pool thread that setns()es into the pod
-// netns and back (a socket keeps its netns for life); options, bind and connect then run on the
-// main thread. A listener is adopted with `server.listen({ fd })`. A connect is started
+// netns and back (a socket keeps its netns for life), or at once in ztunnel's own netns; options,
+// bind and connect then run on the event-loop thread. A listener is adopted with `server.listen({ fd })`. A connect is started
 // non-blocking; its completion is observed with a uv_poll watcher on Node's event loop and
 // SO_ERROR, and only a connected fd is handed to `new net.Socket({ fd })` (Node assumes an fd
 // it adopts is already connected).
@@ -160,7 +160,8 @@ export class LinuxSocketFactory implements SocketFactory {
       // hop and the fd adoption of the path below (~100 µs less per connection, issue 7).
       return this.connectOwnNetns(host, source, target, opts);
     }
-    const fd = await this.addon.socketInNetns(this.netnsFd, family);
+    const created = this.newSocket(family, false);
+    const fd = typeof created === 'number' ? created : await created;
     try {
       opts.signal?.throwIfAborted();
       this.must(fd, SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_NODELAY, 1, 'TCP_NODELAY');
@@ -194,6 +195,18 @@ export class LinuxSocketFactory implements SocketFactory {
       throw e;
     }
     return new Socket({ fd, allowHalfOpen: true, readable: true, writable: true, highWaterMark: SOCKET_HIGH_WATER_MARK } as never);
+  }
+
+  /**
+   * A new non-blocking socket in this factory's netns: in a pod's, on a pool thread that setns()es
+   * there and back; in our own, synchronously (no pool-thread hop and no extra event-loop turn: a
+   * marked, DSCP-stamped or spoofed-source connect in ztunnel's own netns, issue 12).
+   */
+  private newSocket(family: 4 | 6, datagram: boolean): number | Promise<number> {
+    if (this.netnsFd >= 0) return this.addon.socketInNetns(this.netnsFd, family, datagram);
+    const fd = this.addon.socketOwnNetns(family, datagram);
+    if (fd < 0) throw errnoError(fd, 'socket');
+    return fd;
   }
 
   private connectOwnNetns(host: string, source: string | null, target: string, opts: ConnectOptions): Promise<Socket> {
@@ -240,7 +253,8 @@ export class LinuxSocketFactory implements SocketFactory {
       await bindDatagram(plain, { address: host, port: opts.bind?.port ?? 0 });
       return plain;
     }
-    const fd = await this.addon.socketInNetns(this.netnsFd, opts.family, true);
+    const created = this.newSocket(opts.family, true);
+    const fd = typeof created === 'number' ? created : await created;
     try {
       if (opts.mark !== undefined) this.must(fd, SOCKOPT.SOL_SOCKET, SOCKOPT.SO_MARK, opts.mark, 'SO_MARK');
       // Port 0: the kernel picks a random ephemeral source port for this socket.

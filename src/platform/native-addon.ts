@@ -51,6 +51,8 @@ export interface NativeAddon {
    * (-1: own netns) on a pool thread. Rejects with a Node-style errno error.
    */
   socketInNetns(netnsFd: number, family: 4 | 6, datagram?: boolean): Promise<number>;
+  /** The same socket in the calling thread's own netns, synchronously: the fd or a negative errno. */
+  socketOwnNetns(family: 4 | 6, datagram?: boolean): number;
   setSockOptInt(fd: number, level: number, name: number, value: number): number;
   /** SO_LINGER {on, 0}: closing the socket then sends a TCP RST. 0 or -errno. */
   setLingerReset(fd: number): number;
