@@ -304,17 +304,7 @@ export class LinuxSocketFactory implements SocketFactory {
   // already be gone); dialed sockets report them.
   private applyKeepalive(fd: number, k: KeepaliveOptions, strict: boolean): void {
     if (!k.enabled) return;
-    const sec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
-    const steps: Array<[number, number, number, string]> = [
-      [SOCKOPT.SOL_SOCKET, SOCKOPT.SO_KEEPALIVE, 1, 'SO_KEEPALIVE'],
-      [SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_KEEPIDLE, sec(k.timeMs), 'TCP_KEEPIDLE'],
-      [SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_KEEPINTVL, sec(k.intervalMs), 'TCP_KEEPINTVL'],
-      [SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_KEEPCNT, Math.max(1, k.retries), 'TCP_KEEPCNT'],
-    ];
-    if (k.userTimeout) {
-      steps.push([SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_USER_TIMEOUT, k.timeMs + k.retries * k.intervalMs, 'TCP_USER_TIMEOUT']);
-    }
-    for (const [level, name, value, label] of steps) {
+    for (const [level, name, value, label] of keepaliveSteps(k)) {
       if (strict) this.must(fd, level, name, value, label);
       else this.addon.setSockOptInt(fd, level, name, value);
     }
@@ -367,6 +357,30 @@ export class LinuxSocketFactory implements SocketFactory {
       if (r < 0) finish(errnoError(r, 'uv_poll_start', target));
     });
   }
+}
+
+type SockOptStep = readonly [level: number, name: number, value: number, label: string];
+
+// The options are per listener or per config, so their setsockopt list is built once each rather
+// than per connection (issue 12).
+const keepaliveStepsOf = new WeakMap<KeepaliveOptions, readonly SockOptStep[]>();
+
+function keepaliveSteps(k: KeepaliveOptions): readonly SockOptStep[] {
+  let steps = keepaliveStepsOf.get(k);
+  if (!steps) {
+    const sec = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+    const list: SockOptStep[] = [
+      [SOCKOPT.SOL_SOCKET, SOCKOPT.SO_KEEPALIVE, 1, 'SO_KEEPALIVE'],
+      [SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_KEEPIDLE, sec(k.timeMs), 'TCP_KEEPIDLE'],
+      [SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_KEEPINTVL, sec(k.intervalMs), 'TCP_KEEPINTVL'],
+      [SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_KEEPCNT, Math.max(1, k.retries), 'TCP_KEEPCNT'],
+    ];
+    if (k.userTimeout) {
+      list.push([SOCKOPT.IPPROTO_TCP, SOCKOPT.TCP_USER_TIMEOUT, k.timeMs + k.retries * k.intervalMs, 'TCP_USER_TIMEOUT']);
+    }
+    keepaliveStepsOf.set(k, (steps = list));
+  }
+  return steps;
 }
 
 function transparentOpt(family: 4 | 6): readonly [number, number, string] {
