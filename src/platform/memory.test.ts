@@ -132,6 +132,7 @@ t.test('IdleReclaimer: start-up once quiet, the first traffic once it stops, the
     now: () => now,
     tickMs: 3_600_000, // the test drives tick() itself
     minIntervalMs: 1_000,
+    idleQuietMs: 500,
     minGrowthBytes: 50,
     reclaim: (reason: ReclaimReason) => {
       done.push(reason);
@@ -155,7 +156,9 @@ t.test('IdleReclaimer: start-up once quiet, the first traffic once it stops, the
   utilization = 0.9;
   t.equal(r.tick(), undefined, 'a busy loop (a long-lived connection moving data) is never paused');
   utilization = 0;
-  t.equal(r.tick(), 'idle', 'quiet, grown and long enough after the last: reclaimed');
+  t.equal(r.tick(), undefined, 'quiet again, but not yet for long enough');
+  now = 2_600;
+  t.equal(r.tick(), 'idle', 'quiet for long enough, grown and long enough after the last: reclaimed');
   now = 10_000;
   heap = 120;
   t.equal(r.tick(), undefined, 'not grown enough since the last reclaim');

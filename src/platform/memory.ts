@@ -129,6 +129,12 @@ export const RECLAIM_QUIET_UTILIZATION = 0.05;
 export const RECLAIM_IDLE_MIN_INTERVAL_MS = 2_000;
 export const RECLAIM_IDLE_MAX_INTERVAL_MS = 300_000;
 export const RECLAIM_IDLE_WINDOW_MS = 600_000;
+/**
+ * After the first two reclaims, how long a thread must have been quiet (every tick) first: longer
+ * than the short pauses between bursts of work, so a reclaim (tens of ms of CPU, then a young
+ * generation to grow again) does not land between two bursts.
+ */
+export const RECLAIM_IDLE_QUIET_MS = 1_000;
 /** After the first two reclaims, how much this thread's V8 heap must have grown since the last. */
 export const RECLAIM_IDLE_MIN_GROWTH_BYTES = 8 * 1024 * 1024;
 
@@ -147,6 +153,7 @@ export interface IdleReclaimerOptions {
   readonly minIntervalMs?: number;
   readonly maxIntervalMs?: number;
   readonly idleWindowMs?: number;
+  readonly idleQuietMs?: number;
   readonly minGrowthBytes?: number;
   readonly now?: () => number;
   /** After each reclaim, with this thread's heap before and after (tests, debug logs). */
@@ -169,6 +176,8 @@ export class IdleReclaimer {
   private firstTrafficDone = false;
   private trafficSinceReclaim = false;
   private lastReclaimAt = Number.NEGATIVE_INFINITY;
+  /** Since when every tick was quiet (undefined: the last tick was not). */
+  private quietSince: number | undefined;
   /** When the recent 'idle' reclaims ran (back-off). */
   private idleReclaims: number[] = [];
   private baseline = 0;
@@ -200,12 +209,17 @@ export class IdleReclaimer {
     this.lastActivity = a;
     const busy = this.utilization() > RECLAIM_QUIET_UTILIZATION;
     if (connected) this.trafficSinceReclaim = true;
-    if (connected || busy) return undefined;
+    if (connected || busy) {
+      this.quietSince = undefined;
+      return undefined;
+    }
+    this.quietSince ??= this.now();
     let reason: ReclaimReason | undefined;
     if (!this.startupDone) reason = 'startup';
     else if (this.trafficSinceReclaim && !this.firstTrafficDone) reason = 'first-traffic';
     else if (
       this.firstTrafficDone &&
+      this.now() - this.quietSince >= (this.o.idleQuietMs ?? RECLAIM_IDLE_QUIET_MS) &&
       this.now() - this.lastReclaimAt >= this.idleInterval() &&
       this.heap() - this.baseline >= (this.o.minGrowthBytes ?? RECLAIM_IDLE_MIN_GROWTH_BYTES)
     ) reason = 'idle';
