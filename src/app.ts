@@ -122,8 +122,9 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     reclaimer = new IdleReclaimer({
       activity: () => workers.connectionsStarted(),
       reclaim: (reason) => {
-        reclaimThreadMemory();
-        if (reason === 'idle' || !config.releaseStartupPages) return;
+        reclaimThreadMemory(reason);
+        // Start-up only: pages the first traffic maps (the code that serves connections) stay.
+        if (reason !== 'startup' || !config.releaseStartupPages) return;
         const r = releaseExecutablePages();
         if (r.unsupported) memoryLog.debug({ reason: r.unsupported }, 'start-up pages not released');
         else memoryLog.debug({ mappings: r.regions, residentBytes: r.bytes }, 'start-up pages released');
@@ -211,8 +212,8 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
     await workersStarted();
     proxyReady();
     proxyStarted = true;
-    log.info({ mode: config.proxyMode, node: config.nodeName, inpodUds: config.inpodUds, workers: count, ...addresses }, 'ztunnel-ts ready');
     startTrimmer();
+    log.info({ mode: config.proxyMode, node: config.nodeName, inpodUds: config.inpodUds, workers: count, ...addresses }, 'ztunnel-ts ready');
     return { readiness, state: control.state, addresses, shutdown, done: lifecycle.done, exitCode: () => exitCode };
   }
 
@@ -280,7 +281,7 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   }
   proxyReady();
   proxyStarted = true;
-  log.info({ mode: config.proxyMode, identity: formatIdentity(identity), workers: count, ...addresses }, 'ztunnel-ts ready');
   startTrimmer();
+  log.info({ mode: config.proxyMode, identity: formatIdentity(identity), workers: count, ...addresses }, 'ztunnel-ts ready');
   return { readiness, state: control.state, addresses, shutdown, done: lifecycle.done };
 }

@@ -131,6 +131,7 @@ t.test('IdleReclaimer: start-up once quiet, the first traffic once it stops, the
     heapBytes: () => heap,
     now: () => now,
     tickMs: 3_600_000, // the test drives tick() itself
+    startupNow: false,
     minIntervalMs: 1_000,
     idleQuietMs: 500,
     minGrowthBytes: 50,
