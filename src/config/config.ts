@@ -112,7 +112,7 @@ export interface Config {
   // lifecycle
   readonly drainDeadlineMs: number;
   readonly workerThreads: number;
-  /** ztunnel-ts only (docs/memory.md): release the node binary's start-up pages once settled. */
+  /** ztunnel-ts only (docs/memory.md): release the node binary's start-up pages at the end of start-up. */
   readonly releaseStartupPages: boolean;
 
   // listeners

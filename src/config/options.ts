@@ -147,7 +147,7 @@ export const OPTIONS = {
   resourceCpuLimit: { flag: 'resource-cpu-limit', env: 'ZTUNNEL_RESOURCE_CPU_LIMIT', type: 'cpu', group: 'lifecycle', describe: 'container CPU limit' },
   resourceCpuRequest: { flag: 'resource-cpu-request', env: 'ZTUNNEL_RESOURCE_CPU_REQUEST', type: 'cpu', group: 'lifecycle', describe: 'container CPU request' },
   releaseStartupPages: { flag: 'release-startup-pages', env: 'ZTUNNEL_TS_RELEASE_STARTUP_PAGES', type: 'bool', group: 'lifecycle', defaultText: 'true',
-    describe: 'ztunnel-ts only: once start-up and the first traffic settled, drop the node binary\'s resident clean pages from RSS (docs/memory.md)' },
+    describe: 'ztunnel-ts only: at the end of start-up, drop the node binary\'s resident clean pages from RSS (docs/memory.md)' },
 
   // --- listeners (ztunnel-ts: one bind address each, so several daemons fit on one machine) ------
   outboundAddr: { flag: 'outbound-addr', env: 'ZTUNNEL_OUTBOUND_ADDR', type: 'addr', group: 'listeners',

@@ -107,12 +107,11 @@ export class MemoryTrimmer {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Idle reclaim (issue 12 idle RSS, docs/memory.md). Each thread of the daemon (the main thread and
-// every data-plane worker) has its own V8 heap, which grows during start-up and during a burst of
-// connections (its young generation to ~10–20 MiB) and is not given back on its own while the
-// daemon sits idle. Once a thread is quiet, V8's low-memory notification (full compacting
-// collections that also shrink the young generation) and malloc_trim return it: measured
-// 181 → 124 MB for an idle daemon with 2 workers.
+// Reclaim (issue 12 idle RSS, docs/memory.md). Each thread of the daemon (the main thread and every
+// data-plane worker) has its own V8 heap, which loading the modules and building the state leave
+// full of garbage. At the end of start-up, V8's low-memory notification (full compacting
+// collections that also shrink the young generation) and malloc_trim give it back. After traffic
+// only malloc_trim runs (see reclaimThreadMemory for why).
 
 /** How often a thread looks whether it is quiet. */
 export const RECLAIM_TICK_MS = 250;
