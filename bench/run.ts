@@ -42,6 +42,7 @@ const HELP = `usage: npm run bench -- [options]
                        HTTP/2 pipe of s2h; ts-istio = ztunnel-ts on A with Istio's ztunnel on B, istio-ts
                        the reverse: one ztunnel-ts daemon under load beside a cheap partner, at each --workers)
   --conn-clients N     concurrent clients of the connection-rate load (default 32)
+  --conn-warmup-ms N   --vs-istio: load before the connection-rate window (default 6000; --quick 1000)
   --partner-workers N  worker threads of Istio's ztunnel in the mixed beds (default 1: its cheapest)`;
 
 interface Settings {
@@ -79,8 +80,8 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers']);
-  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers']);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms']);
+  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
@@ -223,6 +224,8 @@ async function mainVsIstio(argv: string[]): Promise<number> {
   const connConcurrency = Number(val('--conn-clients') ?? 32);
   if (!Number.isInteger(connConcurrency) || connConcurrency < 1) throw new Error('--conn-clients takes a positive integer');
   // The mixed beds' Istio side: by default one worker, its cheapest per connection (it stays far below a core).
+  const connWarmupMs = Number(val('--conn-warmup-ms') ?? (quick ? 1000 : 6000));
+  if (!Number.isInteger(connWarmupMs) || connWarmupMs < 0) throw new Error('--conn-warmup-ms takes a whole number of milliseconds');
   const partnerWorkers = Number(val('--partner-workers') ?? 1);
   if (!Number.isInteger(partnerWorkers) || partnerWorkers < 1) throw new Error('--partner-workers takes a positive integer');
   return runVsIstio({
@@ -234,6 +237,9 @@ async function mainVsIstio(argv: string[]): Promise<number> {
     partnerWorkers,
     durationMs: quick ? 3000 : 10_000,
     warmupMs: 1000,
+    // Connections are measured once V8 has compiled the connection path (for ztunnel-ts that takes
+    // a few seconds of load; Istio's ztunnel gets the same warm-up), as a long-running DaemonSet is.
+    connWarmupMs,
     idleConnections: Number(val('--idle') ?? (quick ? 500 : 2000)),
     // Default logging on both (one access-log line per connection), as users run them.
     logLevel: val('--log-level') ?? 'info',

@@ -64,6 +64,8 @@ export interface VsIstioSettings {
   partnerWorkers: number;
   durationMs: number;
   warmupMs: number;
+  /** Load before the connection-rate window (JIT warm-up of the connection path). */
+  connWarmupMs: number;
   idleConnections: number;
   logLevel: string;
   save: boolean;
@@ -211,7 +213,7 @@ function startIstioSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLevel:
   return { proxy: { name: side.toUpperCase(), pid: child.pid! }, close: () => stopChild(child, 10_000) };
 }
 
-async function startTsSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLevel: string, withIstioRoot: boolean): Promise<Side> {
+async function startTsSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLevel: string, withIstioRoot: boolean, tag: string): Promise<Side> {
   const ns = side === 'a' ? NS_A : NS_B;
   const ip = side === 'a' ? IP_A : IP_B;
   // Facing Istio's ztunnel, both need one root: Istio's FAKE_CA test root, given to ztunnel-ts as
@@ -243,6 +245,8 @@ async function startTsSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLev
       RUST_LOG: logLevel,
     },
     readyTimeoutMs: 30_000,
+    // As Istio's ztunnel here: default (plain text) logs to a file, nobody reading a pipe.
+    logFile: path.join(ctx.workDir, `ts-${side}-${tag}.log`),
   });
   return { proxy: { name: side.toUpperCase(), pid: d.pid }, close: () => d.stop() };
 }
@@ -264,7 +268,7 @@ async function startDaemonPair(ctx: RunCtx, impl: keyof typeof SIDES, workers: n
         sides.push(startIstioSide(ctx, side, isMixed(impl) ? ctx.partnerWorkers : workers, logLevel, `${impl}-${workers}w-${round}`));
         await waitReady(ns, 'http://127.0.0.1:15021/healthz/ready', 30_000);
       } else {
-        sides.push(await startTsSide(ctx, side, workers, logLevel, isMixed(impl)));
+        sides.push(await startTsSide(ctx, side, workers, logLevel, isMixed(impl), `${impl}-${workers}w-${round}`));
         await waitReady(ns, `http://${side === 'a' ? IP_A : IP_B}:15021/healthz/ready`, 30_000);
       }
     }
@@ -384,7 +388,7 @@ async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, roun
       });
     }
     await step('connection rate', async () => {
-      const r = await connRateOnce(BENCH_DIR, bed, s.connConcurrency, s.warmupMs, s.durationMs);
+      const r = await connRateOnce(BENCH_DIR, bed, s.connConcurrency, s.connWarmupMs, s.durationMs);
       out.connRate = r;
       out.connCores = coresOf(r.window);
       if (r.errors) out.errors.push(`connection rate: ${r.errors} failed (first: ${r.firstError})`);

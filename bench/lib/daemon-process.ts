@@ -2,6 +2,7 @@
 // on stdout, ready when it logs `ztunnel-ts ready` with its bound addresses (the same contract as
 // test/helpers/daemon.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { stopChild, track } from './children.js';
 
 export interface DaemonProcess {
@@ -23,12 +24,19 @@ export interface StartDaemonOptions {
   /** Run under a command that execs the rest, e.g. ['ip', 'netns', 'exec', 'ns'] (the pid stays node's). */
   readonly wrapper?: readonly string[];
   readonly readyTimeoutMs?: number;
+  /**
+   * Log to this file in the daemon's default format (as Istio's ztunnel is run beside it) instead
+   * of JSON on a pipe this process reads: the promise then resolves once the process runs, and the
+   * caller waits for readiness itself (its readiness endpoint).
+   */
+  readonly logFile?: string;
 }
 
 const KEEP_LINES = 40;
 
 export function startDaemonProcess(o: StartDaemonOptions): Promise<DaemonProcess> {
   const cmd = [...(o.wrapper ?? []), process.execPath, ...(o.execArgv ?? []), o.mainJs, 'run'];
+  if (o.logFile) return startLoggingToFile(o, cmd, o.logFile);
   const child = track(
     spawn(cmd[0]!, cmd.slice(1), {
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...o.env },
@@ -89,5 +97,28 @@ export function startDaemonProcess(o: StartDaemonOptions): Promise<DaemonProcess
       clearTimeout(timer);
       reject(new Error(`${o.name} exited (code ${code}, signal ${signal}) before ready; last logs:\n${lines.join('\n')}`));
     });
+  });
+}
+
+function startLoggingToFile(o: StartDaemonOptions, cmd: string[], logFile: string): Promise<DaemonProcess> {
+  const fd = openSync(logFile, 'w');
+  let child: ChildProcess;
+  try {
+    child = track(spawn(cmd[0]!, cmd.slice(1), { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...o.env }, stdio: ['ignore', fd, fd] }));
+  } finally {
+    closeSync(fd);
+  }
+  const recentLogs = () => {
+    try {
+      return readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim()).slice(-KEEP_LINES);
+    } catch {
+      return [];
+    }
+  };
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('spawn', () =>
+      resolve({ name: o.name, child, pid: child.pid!, addresses: {}, recentLogs, stop: () => stopChild(child, 10_000) }),
+    );
   });
 }
