@@ -36,7 +36,7 @@ if (existsSync(addonFile)) {
     // reported below as lacking every call
   }
   const lacking = ['lowMemoryNotification', 'madvise', 'setLingerReset'].filter((f) => !exported.includes(f));
-  need(lacking.length === 0, `a native addon built from the current native/src (it lacks ${lacking.join(', ')}): node scripts/build-native.mjs`);
+  need(lacking.length === 0, `a native addon built from the current native/src (it lacks ${lacking.join(', ')}): npm run build:native`);
 }
 if (!skipNetns) {
   need(runs('ip', ['-V']), 'ip (iproute2: the network-namespace suite creates namespaces and veths; apt-get install iproute2)');
