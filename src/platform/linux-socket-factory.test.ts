@@ -9,7 +9,7 @@ import { LinuxSocketFactory, SOCKOPT } from './linux-socket-factory.js';
 
 const loaded = loadNativeAddon();
 if (!loaded.ok) {
-  t.fail(`native addon unavailable (build it with node scripts/build-native.mjs): ${loaded.error.message}`);
+  t.fail(`native addon unavailable (build it with npm run build:native): ${loaded.error.message}`);
 } else {
   const addon = loaded.value;
   const f = new LinuxSocketFactory(addon);

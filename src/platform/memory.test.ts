@@ -14,7 +14,7 @@ const gc = runInNewContext('gc') as () => void;
 
 const loaded = loadNativeAddon();
 if (!loaded.ok) {
-  t.fail(`native addon unavailable (build it with node scripts/build-native.mjs): ${loaded.error.message}`);
+  t.fail(`native addon unavailable (build it with npm run build:native): ${loaded.error.message}`);
 } else {
   const addon = loaded.value;
 

@@ -339,7 +339,7 @@ export function cleanFileMappings(smaps: string, file: string): Mapping[] {
 export function releaseExecutablePages(): PageRelease {
   const addon = loadNativeAddon();
   if (!addon.ok) return { regions: 0, bytes: 0, unsupported: 'native addon unavailable' };
-  if (typeof addon.value.madvise !== 'function') return { regions: 0, bytes: 0, unsupported: 'native addon built without madvise (rebuild: node scripts/build-native.mjs)' };
+  if (typeof addon.value.madvise !== 'function') return { regions: 0, bytes: 0, unsupported: 'native addon built without madvise (rebuild: npm run build:native)' };
   let mappings: Mapping[];
   try {
     mappings = cleanFileMappings(readFileSync('/proc/self/smaps', 'utf8'), realpathSync(process.execPath));
