@@ -111,7 +111,9 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   // records, counted with this thread's traffic metrics (summed with the workers' at scrape).
   let selfProxy: WorkloadProxy | undefined;
   const selfRecords = new ConnectionRecorder(control.logs.component('access'), control.traffic);
-  // Gives freed native memory back after start-up and after bursts (platform/memory.ts).
+  // Gives freed native memory back after start-up and after bursts (platform/memory.ts). Its
+  // signal is the process's RSS (native buffers of every thread, unauthenticated bursts); the
+  // reclaimers below watch each thread's V8 heap. malloc_trim is process-wide, so both may trim.
   let trimmer: MemoryTrimmer | undefined;
   // This thread's heap, and the node binary's start-up pages, back once start-up and the first
   // traffic settled (platform/memory.ts, docs/memory.md); each worker reclaims its own heap.

@@ -34,7 +34,7 @@ const send = (m: FromWorker) => port.postMessage(m);
 const ids = new Int32Array(init.connectionIds);
 setConnectionIdSource(() => Atomics.add(ids, 0, 1));
 
-// Log lines go to fd 1, the lines of one event-loop turn in one write of whole lines (lines of
+// Log lines go to fd 1 in batches of whole lines, at most 4,096 bytes and 10 ms late (lines of
 // different threads never mix; plain-format.ts batchLines). Flushed before this thread replies
 // that it is closed and before it exits.
 const out = batchLines(pino.destination({ dest: 1, sync: true }));
