@@ -79,6 +79,9 @@ type Yargs = (args?: readonly string[]) => Argv;
 let loadingYargs: Promise<Yargs> | undefined;
 const loadYargs = (): Promise<Yargs> => (loadingYargs ??= import('yargs').then((m) => m.default as unknown as Yargs));
 
+/** The longest the daemon waits for the parsing thread before it parses on its own thread. */
+const OFF_THREAD_PARSE_MS = 10_000;
+
 /**
  * parseCommandLine on a short-lived worker thread (cli-args-worker.ts): yargs and its helpers then
  * never load into the daemon's main thread, whose modules stay for its whole life (~1.6 MB of V8
@@ -100,12 +103,21 @@ export function parseCommandLineOffThread(argv: readonly string[]): Promise<Pars
       finish(null);
       return;
     }
-    worker.once('message', (r: ParsedCommandLine) => {
+    // Bounded: a thread that neither answers nor exits is given up on and parsing happens here.
+    const timer = setTimeout(() => {
+      finish(null);
+      void worker.terminate();
+    }, OFF_THREAD_PARSE_MS);
+    const settle = (r: ParsedCommandLine | null) => {
+      clearTimeout(timer);
       finish(r);
+    };
+    worker.once('message', (r: ParsedCommandLine) => {
+      settle(r);
       void worker.terminate();
     });
-    worker.once('error', () => finish(null));
-    worker.once('exit', () => finish(null));
+    worker.once('error', () => settle(null));
+    worker.once('exit', () => settle(null));
   });
 }
 
