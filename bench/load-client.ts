@@ -71,6 +71,7 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
     const message = Buffer.alloc(job.messageBytes, 0x70);
     const total = job.warmupRoundTrips + job.maxRoundTrips;
     const samplesUs: number[] = [];
+    const sentAtMs: number[] = [];
     const deadline = nowMs() + job.maxDurationMs;
     let tStart = 0;
     let tMeasure = 0;
@@ -78,10 +79,15 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
       let pending = job.messageBytes;
       let n = 0;
       let sentAt = 0n;
+      let sentAtWall = 0;
       const next = () => {
         if (n >= total || nowMs() > deadline) return resolve();
-        if (n === job.warmupRoundTrips) tMeasure = nowMs();
+        if (n === job.warmupRoundTrips) {
+          tMeasure = nowMs();
+          send({ type: 'mark' });
+        }
         pending = job.messageBytes;
+        if (job.trace) sentAtWall = performance.timeOrigin + performance.now();
         sentAt = process.hrtime.bigint();
         s.write(message);
       };
@@ -89,7 +95,10 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
         pending -= d.length;
         if (pending > 0) return;
         const rtt = Number(process.hrtime.bigint() - sentAt) / 1000;
-        if (n >= job.warmupRoundTrips) samplesUs.push(rtt);
+        if (n >= job.warmupRoundTrips) {
+          samplesUs.push(rtt);
+          if (job.trace) sentAtMs.push(sentAtWall);
+        }
         n++;
         next();
       });
@@ -100,7 +109,9 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
       next();
     });
     const seconds = (nowMs() - (tMeasure || tStart)) / 1000;
-    return { samplesUs, seconds, errors };
+    // CLOCK_MONOTONIC (process.hrtime) minus the wall clock used for sentAtMs, to line samples up with other tools' traces (perf -k mono).
+    const monoMinusWallMs = Number(process.hrtime.bigint()) / 1e6 - (performance.timeOrigin + performance.now());
+    return { samplesUs, ...(job.trace ? { sentAtMs, monoMinusWallMs } : {}), seconds, errors };
   } finally {
     s.destroy();
   }

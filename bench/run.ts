@@ -43,7 +43,12 @@ const HELP = `usage: npm run bench -- [options]
                        the reverse: one ztunnel-ts daemon under load beside a cheap partner, at each --workers)
   --conn-clients N     concurrent clients of the connection-rate load (default 32)
   --conn-warmup-ms N   --vs-istio: load before the connection-rate window (default 6000; --quick 1000)
-  --partner-workers N  worker threads of Istio's ztunnel in the mixed beds (default 1: its cheapest)`;
+  --partner-workers N  worker threads of Istio's ztunnel in the mixed beds (default 1: its cheapest)
+  --bulk-conns N       --vs-istio: last step of each daemon bed, bulk over N connections at once (default 4;
+                       0: not run), 4 s window (2 s with --quick): cores per daemon under load
+  --pingpong-trace DIR --vs-istio: keep every ping-pong round trip with its start time, and what each
+                       ztunnel-ts thread did meanwhile (GC, malloc_trim), in DIR; logs which events
+                       the slowest 1% of round trips overlapped (diagnosis: adds a little overhead)`;
 
 interface Settings {
   quick: boolean;
@@ -80,8 +85,8 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms']);
-  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms']);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms', '--pingpong-trace', '--bulk-conns']);
+  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms', '--pingpong-trace', '--bulk-conns']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
@@ -227,6 +232,8 @@ async function mainVsIstio(argv: string[]): Promise<number> {
   const connWarmupMs = Number(val('--conn-warmup-ms') ?? (quick ? 1000 : 6000));
   if (!Number.isInteger(connWarmupMs) || connWarmupMs < 0) throw new Error('--conn-warmup-ms takes a whole number of milliseconds');
   const partnerWorkers = Number(val('--partner-workers') ?? 1);
+  const bulkConnections = Number(val('--bulk-conns') ?? 4);
+  if (!Number.isInteger(bulkConnections) || bulkConnections < 0) throw new Error('--bulk-conns takes a whole number (0: no parallel bulk)');
   if (!Number.isInteger(partnerWorkers) || partnerWorkers < 1) throw new Error('--partner-workers takes a positive integer');
   return runVsIstio({
     quick,
@@ -246,6 +253,9 @@ async function mainVsIstio(argv: string[]): Promise<number> {
     save: !argv.includes('--no-save'),
     outDir: path.resolve(val('--out') ?? path.join(REPO_ROOT, 'bench', 'results')),
     failOnError: argv.includes('--fail-on-error'),
+    bulkConnections,
+    bulkParallelMs: quick ? 2000 : 4000,
+    ...(val('--pingpong-trace') ? { pingPongTraceDir: path.resolve(val('--pingpong-trace')!) } : {}),
   });
 }
 

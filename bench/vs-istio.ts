@@ -31,6 +31,7 @@ import type { WindowCpu } from './lib/measure.js';
 import { anonymousBytes, machineFacts } from './lib/proc-stats.js';
 import type { Bed, BedContext, ProxyProcess } from './lib/scenarios.js';
 import { forkListening, startSinkServer } from './lib/scenarios.js';
+import { formatTraceSummary, readThreadEvents, summarizeTrace } from './lib/pingpong-trace.js';
 import { median, summarizeLatency, type LatencySummary } from './lib/stats.js';
 import { issueToFiles, openBenchCa } from './lib/test-ca.js';
 
@@ -71,6 +72,12 @@ export interface VsIstioSettings {
   save: boolean;
   outDir: string;
   failOnError: boolean;
+  /** Connections of the parallel bulk step (0: not run). */
+  bulkConnections: number;
+  /** Window of the parallel bulk step (after warmupMs). */
+  bulkParallelMs: number;
+  /** --pingpong-trace: keep each ping-pong round trip and the ztunnel-ts threads' GC / memory events here. */
+  pingPongTraceDir?: string;
 }
 
 interface ImplRound {
@@ -85,7 +92,12 @@ interface ImplRound {
   idle?: IdleMeasurement;
   bulk?: BulkRep;
   bulkCores?: Record<string, number>;
+  /** Bulk over bulkConnections parallel connections (the last step). */
+  bulkN?: BulkRep;
+  bulkNConnections?: number;
   latency?: LatencySummary;
+  /** CPU over the ping-pong's measured round trips. */
+  pingPongWindow?: WindowCpu;
   connRate?: ConnRateRep;
   connCores?: Record<string, number>;
   threads?: Record<string, number>;
@@ -189,6 +201,8 @@ interface RunCtx {
   server: { port: number; pid: number };
   /** Worker count of the Istio partner in the mixed beds. */
   partnerWorkers: number;
+  /** --pingpong-trace DIR */
+  traceDir?: string;
 }
 
 function startIstioSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLevel: string, tag: string): Side {
@@ -223,8 +237,9 @@ async function startTsSide(ctx: RunCtx, side: 'a' | 'b', workers: number, logLev
     name: `ztunnel-ts ${side.toUpperCase()}`,
     mainJs: MAIN_JS,
     wrapper: ['ip', 'netns', 'exec', ns],
-    execArgv: DAEMON_NODE_FLAGS,
+    execArgv: ctx.traceDir ? [...DAEMON_NODE_FLAGS, '--import', path.join(BENCH_DIR, 'lib', 'thread-events-preload.js')] : DAEMON_NODE_FLAGS,
     env: {
+      ...(ctx.traceDir ? { ZTUNNEL_BENCH_EVENTS_DIR: path.join(ctx.traceDir, `${tag}-${side.toUpperCase()}`) } : {}),
       XDS_ADDRESS: '',
       FAKE_CA: 'true',
       ...ca,
@@ -383,8 +398,16 @@ async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, roun
     });
     if (!isMixed(impl)) {
       await step('ping-pong', async () => {
-        const r = await pingPongOnce(BENCH_DIR, bed, { warmupRoundTrips: 1000, roundTrips: 1_000_000, maxDurationMs: s.durationMs });
+        const r = await pingPongOnce(BENCH_DIR, bed, { warmupRoundTrips: 1000, roundTrips: 1_000_000, maxDurationMs: s.durationMs, trace: !!ctx.traceDir });
         out.latency = summarizeLatency(Float64Array.from(r.samplesUs));
+        out.pingPongWindow = r.window;
+        if (ctx.traceDir && r.sentAtMs) {
+          const tag = `${impl}-${workers}w-${round}`;
+          const events = ['A', 'B'].flatMap((side) => readThreadEvents(path.join(ctx.traceDir!, `${tag}-${side}`), side));
+          const summary = summarizeTrace(r.samplesUs, r.sentAtMs, events);
+          writeFileSync(path.join(ctx.traceDir, `${tag}-pingpong.json`), JSON.stringify({ summary, samplesUs: r.samplesUs, sentAtMs: r.sentAtMs, monoMinusWallMs: r.monoMinusWallMs, events }) + '\n');
+          log(`${tag} ping-pong trace: ${formatTraceSummary(summary)}`);
+        }
       });
     }
     await step('connection rate', async () => {
@@ -393,6 +416,14 @@ async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, roun
       out.connCores = coresOf(r.window);
       if (r.errors) out.errors.push(`connection rate: ${r.errors} failed (first: ${r.firstError})`);
     });
+    // Last, so its garbage and grown buffers are in no other step: several connections at once,
+    // which a daemon with more than one worker can spread over its workers (cores under load).
+    if (s.bulkConnections > 0 && isDaemonBed(impl)) {
+      await step(`bulk ${s.bulkConnections} connections`, async () => {
+        out.bulkN = await bulkOnce(BENCH_DIR, bed, s.bulkConnections, s.warmupMs, s.bulkParallelMs);
+        out.bulkNConnections = s.bulkConnections;
+      });
+    }
   } catch (e) {
     out.errors.push(`setup: ${errMsg(e)}`);
     log(`${impl} ${workers}w round ${round}: setup FAILED: ${errMsg(e)}`);
@@ -414,6 +445,8 @@ const ROWS: Row[] = [
   { name: 'daemon cores used during bulk, A / B', get: () => undefined, digits: 2 },
   { name: 'ping-pong 100 B p50, µs', get: (r) => r.latency?.p50Us, digits: 0, direct: true, lowerIsBetter: true },
   { name: 'ping-pong 100 B p99, µs', get: (r) => r.latency?.p99Us, digits: 0, direct: true, lowerIsBetter: true },
+  { name: 'ping-pong daemon CPU µs per round trip (A+B)', get: (r) => perRoundTrip(r, (w) => sum(w.proxies)), digits: 0, lowerIsBetter: true },
+  { name: 'ping-pong: daemon threads waiting for a CPU, µs per round trip (A+B)', get: (r) => perRoundTrip(r, (w) => sum(w.runQueueWait)), digits: 0, lowerIsBetter: true },
   { name: 'new tunneled connections/s', get: (r) => r.connRate?.perSec, digits: 0, direct: true },
   { name: 'CPU µs per new connection, A (client side)', get: (r) => r.connRate?.cpuUsPerConnection['A'], digits: 0, lowerIsBetter: true },
   { name: 'CPU µs per new connection, B (server side)', get: (r) => r.connRate?.cpuUsPerConnection['B'], digits: 0, lowerIsBetter: true },
@@ -427,6 +460,13 @@ const ROWS: Row[] = [
   { name: 'KB per idle tunneled connection, A', get: (r) => (r.idle ? r.idle.bytesPerConnection['A']! / 1e3 : undefined), digits: 1, lowerIsBetter: true },
   { name: 'KB per idle tunneled connection, B', get: (r) => (r.idle ? r.idle.bytesPerConnection['B']! / 1e3 : undefined), digits: 1, lowerIsBetter: true },
 ];
+
+/** A ping-pong window's `pick` (CPU seconds) in µs per measured round trip. */
+function perRoundTrip(r: ImplRound, pick: (w: WindowCpu) => number | undefined): number | undefined {
+  const w = r.pingPongWindow;
+  const v = w && pick(w);
+  return w && v !== undefined && r.latency?.count ? (v * 1e6) / r.latency.count : undefined;
+}
 
 function med(rounds: ImplRound[], get: (r: ImplRound) => number | undefined): { m: number; min: number; max: number } | null {
   const xs = rounds.map(get).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
@@ -467,6 +507,7 @@ export function formatVsIstio(results: ImplRound[], workers: number[]): string {
     lines.push(`\nOS threads per daemon (A/B): Istio ${thr('istio')}; ztunnel-ts ${thr('ts')}`);
   }
   lines.push(formatScaling(results, workers));
+  lines.push(formatParallelBulk(results, workers));
   lines.push(formatThreadSplit(results, workers));
   lines.push(formatModel(results, workers));
   return lines.join('\n');
@@ -537,6 +578,46 @@ function formatScaling(results: ImplRound[], workers: number[]): string {
   return lines.join('\n');
 }
 
+/**
+ * Bulk over several connections at once, each bed and worker count: throughput, the cores each
+ * daemon used and its busiest thread, the rest of the bed, the whole machine. A daemon beside a
+ * cheap partner (the mixed beds) has room to use more than one core; in the symmetric beds two
+ * daemons, the load client and the server share the machine.
+ */
+function formatParallelBulk(results: ImplRound[], workers: number[]): string {
+  const n = results.find((r) => r.bulkNConnections)?.bulkNConnections;
+  if (!n) return '';
+  const lines: string[] = [];
+  lines.push(`\n### Bulk over ${n} connections at once: cores per daemon under load (medians of the rounds)\n`);
+  lines.push(`| bed | Gbit/s | daemon A cores | daemon B cores | A busiest thread, cores | B busiest thread, cores | load client cores | server cores | machine busy cores (of ${cores}) | daemon CPU s per GB (A+B) |`);
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
+  const over: string[] = [];
+  for (const impl of DAEMON_BEDS) {
+    for (const w of workers) {
+      const rs = results.filter((r) => r.impl === impl && r.workers === w && r.bulkN);
+      if (!rs.length) continue;
+      const m = (get: (r: ImplRound) => number | undefined) => med(rs, get)?.m;
+      const win = (r: ImplRound) => r.bulkN!.window;
+      const busiest = (side: string) => {
+        const t = threadCores(rs, side, (r) => r.bulkN?.window)[0];
+        return t ? `${t[0]} ${t[1].toFixed(2)}` : 'n/a';
+      };
+      const label = bedLabel(impl, w, rs[0]!.partnerWorkers ?? 0);
+      lines.push(
+        `| ${label} | ${f2(m((r) => r.bulkN!.gbitPerSec))} | ${f2(m((r) => win(r).proxies['A']! / win(r).seconds))} | ${f2(m((r) => win(r).proxies['B']! / win(r).seconds))} | ` +
+          `${busiest('A')} | ${busiest('B')} | ${f2(m((r) => win(r).others['load client']! / win(r).seconds))} | ${f2(m((r) => win(r).others['server']! / win(r).seconds))} | ` +
+          `${f2(m((r) => win(r).machineBusy / win(r).seconds))} | ${f2(m((r) => (r.bulkN!.bytesPerProxyCpuSecond ? GB / r.bulkN!.bytesPerProxyCpuSecond : undefined)))} |`,
+      );
+      for (const side of ['A', 'B']) {
+        const c = m((r) => win(r).proxies[side]! / win(r).seconds);
+        if (c !== undefined) over.push(`${side === 'A' ? 'A' : 'B'} (${daemonOf(impl, side) === 'ts' ? 'ztunnel-ts' : 'Istio'}) of ${label}: ${c.toFixed(2)}`);
+      }
+    }
+  }
+  lines.push(`\nCores per daemon under this load: ${over.join('; ')}.`);
+  return lines.join('\n');
+}
+
 /** CPU µs per connection of every process in the bed (daemons, load client, server) during the connection rate. */
 function bedCpuUs(r: ImplRound): number {
   const w = r.connRate!.window;
@@ -584,6 +665,7 @@ function formatThreadSplit(results: ImplRound[], workers: number[]): string {
   for (const [what, pick] of [
     ['connection rate', (r: ImplRound) => r.connRate?.window],
     ['bulk 1 connection', (r: ImplRound) => r.bulk?.window],
+    [`bulk ${results.find((r) => r.bulkNConnections)?.bulkNConnections ?? 'N'} connections`, (r: ImplRound) => r.bulkN?.window],
   ] as const) {
     for (const impl of DAEMON_BEDS) {
       for (const w of workers) {
@@ -704,6 +786,7 @@ export async function runVsIstio(s: VsIstioSettings): Promise<number> {
   const istioRoot = s.impls.some(isMixed) ? findIstioRoot(bin!) : null;
   if (s.impls.some(isMixed) && !istioRoot) throw new Error("the mixed beds need Istio's FAKE_CA root (src/tls/root-cert.pem, ca-key.pem of its source; set ISTIO_ZT_SRC)");
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'ztunnel-vs-istio-'));
+  if (s.pingPongTraceDir) mkdirSync(s.pingPongTraceDir, { recursive: true });
   const t0 = Date.now();
   const machine = machineFacts(REPO_ROOT);
   const configPath = path.join(workDir, 'mesh.yaml');
@@ -724,7 +807,7 @@ export async function runVsIstio(s: VsIstioSettings): Promise<number> {
         const singleThreaded = impl === 'direct' || impl === 'h2pipe';
         for (const w of singleThreaded ? [0] : s.workers) {
           log(`round ${round}: ${impl}${singleThreaded ? '' : ` with ${w} worker${w === 1 ? '' : 's'}`} (load ${os.loadavg()[0]!.toFixed(1)})`);
-          const ctx: RunCtx = { bin, workDir, configPath, caDir, istioRoot, server: { port: server.port, pid: server.child.pid! }, partnerWorkers };
+          const ctx: RunCtx = { bin, workDir, configPath, caDir, istioRoot, server: { port: server.port, pid: server.child.pid! }, partnerWorkers, ...(s.pingPongTraceDir ? { traceDir: s.pingPongTraceDir } : {}) };
           results.push(await measureImpl(s, impl, w, round, ctx));
         }
       }

@@ -46,6 +46,8 @@ export interface PingPongJob {
   maxRoundTrips: number;
   /** Stops early when this much time has passed (the measurement is time-bounded). */
   maxDurationMs: number;
+  /** Also answer when each measured round trip started (wall clock), for --pingpong-trace. */
+  trace?: boolean;
 }
 
 export interface ConnRateJob {
@@ -78,6 +80,10 @@ export interface BulkResult {
 export interface PingPongResult {
   /** Round-trip times in microseconds (measured ones only, warm-up excluded). */
   samplesUs: number[];
+  /** With job.trace: when each measured round trip started, epoch milliseconds (same order as samplesUs). */
+  sentAtMs?: number[];
+  /** With job.trace: CLOCK_MONOTONIC minus the wall clock of sentAtMs, ms. */
+  monoMinusWallMs?: number;
   seconds: number;
   errors: number;
 }
