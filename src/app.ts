@@ -18,7 +18,8 @@ import type { WorkloadProxy } from './proxy/workload-proxy.js';
 import { ConnectionRecorder, snapshotConnection } from './telemetry/connection-record.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Readiness } from './admin/readiness.js';
-import { loadNativeAddon } from './platform/native-addon.js';
+import { basicConstraintsReader, loadNativeAddon } from './platform/native-addon.js';
+import { readBasicConstraintsWith } from './tls/verify.js';
 import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
 import { transparentMode } from './platform/socket-factory.js';
 import type { ProxySpec } from './proxy/proxy-spec.js';
@@ -60,6 +61,9 @@ export async function startApp(opts: AppOptions): Promise<RunningApp> {
   // Listeners are bound once on this thread and every worker serves a duplicate of each fd; that
   // needs the native addon. Without it (non-Linux, addon not built) one worker binds them itself.
   const addon = loadNativeAddon();
+  // Peer leaves are read as the workers read them (the shared-mode self-proxy runs on this thread).
+  const bcReader = basicConstraintsReader();
+  if (bcReader) readBasicConstraintsWith(bcReader);
   let count = config.workerThreads;
   const reduced = !addon.ok && count > 1 && config.proxyMode === 'dedicated';
   if (reduced) count = 1;

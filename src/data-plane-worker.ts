@@ -10,11 +10,12 @@ import type { CallName, FromWorker, MetricsJson, ToWorker, WorkerCalls, WorkerIn
 import { CertificateCache } from './identity/certificate-cache.js';
 import { openCrl } from './crl-setup.js';
 import { IdleReclaimer } from './platform/memory.js';
-import { loadNativeAddon } from './platform/native-addon.js';
+import { basicConstraintsReader, loadNativeAddon } from './platform/native-addon.js';
 import { LinuxSocketFactory } from './platform/linux-socket-factory.js';
 import { PlainSocketFactory } from './platform/plain-socket-factory.js';
 import type { SocketFactory } from './platform/socket-factory.js';
 import { State } from './state/state.js';
+import { readBasicConstraintsWith } from './tls/verify.js';
 import type { WorkloadCertificate } from './tls/certificate.js';
 import { setConnectionIdSource } from './telemetry/connection-record.js';
 import { LogControl } from './telemetry/log-control.js';
@@ -57,6 +58,10 @@ const certs = new CertificateCache(
 );
 
 const addon = loadNativeAddon();
+// Peer leaves' BasicConstraints read with Node's OpenSSL: no certificate library in this thread
+// (docs/memory.md); without the addon, tls/verify.ts loads @peculiar/x509 as before.
+const bcReader = basicConstraintsReader();
+if (bcReader) readBasicConstraintsWith(bcReader);
 const platformLog = logs.component('platform');
 const factories = new Map<number, SocketFactory>();
 const sockets = (netnsFd: number | undefined): SocketFactory => {

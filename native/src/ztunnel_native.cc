@@ -12,6 +12,8 @@
 // - Readiness (connect completion, a datagram to read) is observed with a uv_poll handle on
 //   Node's own event loop (FdWatcher): nothing blocks a thread while waiting.
 #include <napi.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <uv.h>
 #include <v8.h>
 
@@ -631,6 +633,26 @@ Napi::Value LowMemoryNotification(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// BasicConstraints cA of a DER certificate, as OpenSSL (Node's own, the one that parsed and verified
+// the peer's chain in the handshake) reads it: 1 cA TRUE, 0 not (no BasicConstraints, or cA
+// FALSE), -1 not a certificate, -2 an extension OpenSSL could not decode (or a repeated one).
+// tls/verify.ts's peer-leaf check; lets a data-plane worker do it without a certificate library.
+Napi::Value X509BasicConstraintsCa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "x509BasicConstraintsCa(der: Buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> der = info[0].As<Napi::Buffer<uint8_t>>();
+  const unsigned char* p = der.Data();
+  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.Length()));
+  if (cert == nullptr) return Napi::Number::New(env, -1);
+  uint32_t flags = X509_get_extension_flags(cert);
+  X509_free(cert);
+  if (flags & EXFLAG_INVALID) return Napi::Number::New(env, -2);
+  return Napi::Number::New(env, (flags & EXFLAG_BCONS) && (flags & EXFLAG_CA) ? 1 : 0);
+}
+
 // madvise(2) on [start, start + length) (addresses as BigInt, page aligned by the caller):
 // 0 or a negative errno (EINVAL for an advice this kernel does not know).
 Napi::Value Madvise(const Napi::CallbackInfo& info) {
@@ -672,6 +694,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
   exports.Set("mallocArenaMax", Napi::Function::New(env, MallocArenaMax, "mallocArenaMax"));
   exports.Set("lowMemoryNotification", Napi::Function::New(env, LowMemoryNotification, "lowMemoryNotification"));
+  exports.Set("x509BasicConstraintsCa", Napi::Function::New(env, X509BasicConstraintsCa, "x509BasicConstraintsCa"));
   exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
   exports.Set("FdWatcher", FdWatcher::Init(env));
   return exports;

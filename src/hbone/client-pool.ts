@@ -373,7 +373,7 @@ export class HbonePool {
       tcp.setNoDelay(true); // perf-notes.md knob 5: on the raw socket, before TLS wraps it
 
       stage = 'tls';
-      await prepareLeafChecks(); // the peer's leaf is read with @peculiar/x509 (tls/verify.ts)
+      await prepareLeafChecks(); // the peer's leaf is checked in the handshake (tls/verify.ts)
       tlsSocket = tls.connect({ socket: tcp, ...clientTlsOptions(ctx, req.expectedIdentities, o.tuning) });
       // Dialed sockets are half-open capable; an HTTP/2 transport must close on the peer's FIN.
       tlsSocket.allowHalfOpen = false;

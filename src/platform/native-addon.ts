@@ -81,6 +81,11 @@ export interface NativeAddon {
   mallocArenaMax(n: number): number;
   /** V8's LowMemoryNotification for the calling thread's isolate (full, compacting collections); false when there is none. */
   lowMemoryNotification(): boolean;
+  /**
+   * BasicConstraints cA of a DER certificate as Node's OpenSSL reads it: 1 TRUE, 0 not, -1 not a
+   * certificate, -2 an extension OpenSSL could not decode (or a repeated one).
+   */
+  x509BasicConstraintsCa(der: Buffer): number;
   /** madvise(2) on [start, start + length); 0 or a negative errno (-EINVAL: advice unknown to this kernel). */
   madvise(start: bigint, length: bigint, advice: number): number;
   FdWatcher: new (fd: number, callback: (status: number, events: number) => void) => FdWatcher;
@@ -152,4 +157,23 @@ export function armResetOnClose(socket: Socket): boolean {
   if (!addon.ok) return false;
   const fd = socketFd(socket);
   return fd >= 0 && addon.value.setLingerReset(fd) === 0;
+}
+
+/**
+ * Reads a DER certificate's BasicConstraints cA with Node's own OpenSSL (the one that parsed and
+ * verified the peer's chain in the handshake): true / false, or an Error when the bytes are not a
+ * certificate or hold an extension OpenSSL cannot decode. Undefined without the addon (or with an
+ * addon built before it had the call: `npm run build:native`). tls/verify.ts's peer-leaf check uses
+ * it so a data-plane worker does not load a certificate library for that one bit (docs/memory.md).
+ */
+export function basicConstraintsReader(): ((der: Buffer) => boolean | Error) | undefined {
+  const addon = loadNativeAddon();
+  if (!addon.ok || typeof addon.value.x509BasicConstraintsCa !== 'function') return undefined;
+  const read = addon.value.x509BasicConstraintsCa;
+  return (der) => {
+    const r = read(der);
+    if (r === 1) return true;
+    if (r === 0) return false;
+    return new Error(r === -1 ? 'not a DER X.509 certificate' : 'an extension could not be decoded (or is repeated)');
+  };
 }

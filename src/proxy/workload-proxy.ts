@@ -119,7 +119,7 @@ export class WorkloadProxy {
 
   /** Binds every listener; connections are queued until startAccepting() (bind before accept). */
   async bind(): Promise<void> {
-    // Peer certificates are read with @peculiar/x509 in this thread's handshakes (tls/verify.ts).
+    // Peer leaf certificates are checked in this thread's handshakes (tls/verify.ts).
     await prepareLeafChecks();
     for (const [kind, addr] of Object.entries(this.o.listeners) as [Kind, ListenerSpec | undefined][]) {
       if (!addr) continue;

@@ -50,14 +50,33 @@ function leafError(cert: tls.PeerCertificate | undefined, side: 'client' | 'serv
     : `${side} certificate could not be read: ${ca.message}`);
 }
 
+/** Reads a DER certificate's BasicConstraints cA: true / false, or an Error when it cannot be read. */
+export type BasicConstraintsReader = (der: Buffer) => boolean | Error;
+
+let basicConstraints: BasicConstraintsReader | undefined;
+
 /**
- * Whether the certificate's BasicConstraints say cA TRUE, read with @peculiar/x509 (webpki looks at
- * that extension alone; Node's `ca` field is OpenSSL's X509_check_ca, which is false for CA:TRUE
- * without keyCertSign usage). An unreadable certificate is an Error (refused). The library is
- * loaded before any handshake of this thread (`prepareLeafChecks`); should it not be, Node's own
- * reading is used, which still refuses every CA that may sign.
+ * Has this thread's peer checks read BasicConstraints with `reader` (the native addon's OpenSSL
+ * reading, platform/native-addon.ts) instead of @peculiar/x509, which this thread then does not
+ * load for them (docs/memory.md: a data-plane worker saves ~2.5 MB of heap). Set by the thread's
+ * composition root before it serves.
+ */
+export function readBasicConstraintsWith(reader: BasicConstraintsReader): void {
+  basicConstraints = reader;
+}
+
+/**
+ * Whether the certificate's BasicConstraints say cA TRUE (webpki looks at that extension alone;
+ * Node's `ca` field is OpenSSL's X509_check_ca, which is false for CA:TRUE without keyCertSign
+ * usage). Read with the reader set by readBasicConstraintsWith, else with @peculiar/x509. Both
+ * read the extension itself; they can differ only on a certificate @peculiar/x509 cannot parse
+ * but OpenSSL can (OpenSSL had parsed and verified the chain before this runs). An unreadable
+ * certificate is an Error (refused). The library is loaded before any handshake of this thread
+ * (`prepareLeafChecks`); should neither be there, Node's own reading is used, which still
+ * refuses every CA that may sign.
  */
 export function isCaCertificate(cert: Pick<tls.PeerCertificate, 'raw' | 'ca'>): boolean | Error {
+  if (cert.raw && basicConstraints) return basicConstraints(cert.raw);
   const tk = loadedX509();
   if (!tk || !cert.raw) return cert.ca === true;
   try {
@@ -70,6 +89,7 @@ export function isCaCertificate(cert: Pick<tls.PeerCertificate, 'raw' | 'ca'>): 
 
 /** Loads what the peer checks read certificates with; awaited before this thread's first handshake. */
 export async function prepareLeafChecks(): Promise<void> {
+  if (basicConstraints) return;
   await loadX509();
 }
 

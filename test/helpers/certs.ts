@@ -46,7 +46,7 @@ export interface LeafOptions {
   /** Extended key usages; default serverAuth + clientAuth. */
   serverAuth?: boolean;
   clientAuth?: boolean;
-  /** BasicConstraints CA:TRUE on the leaf (a CA certificate used as an end entity). */
+  /** BasicConstraints on the leaf: true, CA:TRUE (a CA certificate used as an end entity); false, CA:FALSE (as Istio's CA issues); absent, none. */
   ca?: boolean;
   /** KeyUsage flags (@peculiar/x509 KeyUsageFlags); default digitalSignature | keyEncipherment. */
   keyUsage?: number;
@@ -159,7 +159,7 @@ export async function issueLeaf(issuer: TestAuthority, opts: LeafOptions = {}): 
   const extensions: X509.Extension[] = [
     new x509.KeyUsagesExtension(opts.keyUsage ?? (x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment), true),
   ];
-  if (opts.ca) extensions.push(new x509.BasicConstraintsExtension(true, undefined, true));
+  if (opts.ca !== undefined) extensions.push(new x509.BasicConstraintsExtension(opts.ca, undefined, true));
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, true));
   if (ekus.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(ekus, false));
   const cert = await x509.X509CertificateGenerator.create({
