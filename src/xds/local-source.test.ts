@@ -1,9 +1,10 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ZtunnelError } from '../core/errors.js';
 import type { StateBatch } from '../state/batch.js';
 import { createLogger } from '../telemetry/logger.js';
@@ -85,6 +86,16 @@ async function replaceFile(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, text);
   await rename(tmp, file);
+}
+
+/** An in-place write can be observed half-done: waits (bounded) until the final text is in force. */
+async function writeInPlace(src: LocalConfigSource, h: Harness, file: string, target: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  await writeFile(file, target);
+  while (src.rawText() !== target && Date.now() < deadline) {
+    await Promise.race([h.next('applied'), h.next('failure')]).catch(() => undefined);
+    h.dispose();
+  }
 }
 
 t.test('the first load applies every resource as an upsert and exposes the snapshot and text', async (t) => {
@@ -172,13 +183,7 @@ t.test('a file rewritten in place is picked up', async (t) => {
   await src.start();
   t.teardown(() => src.close());
   const target = y('workloads:', ...workload('z', '10.0.0.26'));
-  // An in-place write can be observed half-done; wait (bounded) until the final text is in force.
-  const deadline = Date.now() + WAIT_MS;
-  await writeFile(file, target);
-  while (src.rawText() !== target && Date.now() < deadline) {
-    await Promise.race([h.next('applied'), h.next('failure')]).catch(() => undefined);
-    h.dispose();
-  }
+  await writeInPlace(src, h, file, target);
   t.same(src.current()!.workloads.map((w) => w.uid), ['z']);
 });
 
@@ -194,6 +199,46 @@ t.test('a file replaced by rename (as editors and ConfigMaps do) is picked up, r
     await applied;
     t.same(src.current()!.workloads.map((w) => w.uid), [uid], `replacement ${uid} is in force`);
   }
+});
+
+t.test('a config that links to another file of its directory follows in-place writes of that file', async (t) => {
+  const h = new Harness();
+  const real = await tempConfig(t, V1);
+  const file = join(dirname(real), 'config.yaml');
+  await symlink('local.yaml', file);
+  const src = new LocalConfigSource({ path: file, ...h.options() });
+  await src.start();
+  t.teardown(() => src.close());
+  const target = y('workloads:', ...workload('linked', '10.0.0.27'));
+  await writeInPlace(src, h, real, target);
+  t.same(src.current()!.workloads.map((w) => w.uid), ['linked']);
+});
+
+t.test('writes to other files of its directory (a log file beside it) do not make it read the config again', async (t) => {
+  const h = new Harness();
+  const file = await tempConfig(t, V1);
+  // The same file under a name in another directory: writing through it changes the config
+  // without any event in the watched directory, so only a re-read could pick the change up.
+  const elsewhere = await mkdtemp(join(tmpdir(), 'ztunnel-local-link-'));
+  t.teardown(() => rm(elsewhere, { recursive: true, force: true }));
+  const alias = join(elsewhere, 'alias.yaml');
+  await link(file, alias);
+  const log = join(dirname(file), 'ztunnel.log');
+  await writeFile(log, ''); // created before (a creation is a rename event, which is looked at)
+  const src = new LocalConfigSource({ path: file, ...h.options() });
+  await src.start();
+  t.teardown(() => src.close());
+  await writeFile(alias, y('workloads:', ...workload('unseen', '10.0.0.28')));
+  for (let i = 0; i < 5; i++) await appendFile(log, `line ${i}\n`);
+  // An absence: give a reload triggered by those writes ample time to have applied (debounce,
+  // settle, parse), then check nothing was read.
+  await delay(DEBOUNCE_MS * 25);
+  t.equal(src.rawText(), V1, 'the config in force is still the one first loaded');
+  t.equal(h.applied.length, 1, 'no reload was applied');
+  // A write of the config file itself is still picked up.
+  const target = y('workloads:', ...workload('seen', '10.0.0.29'));
+  await writeInPlace(src, h, file, target);
+  t.same(src.current()!.workloads.map((w) => w.uid), ['seen']);
 });
 
 t.test('a deleted file is a reload failure that keeps the config; the file coming back is applied', async (t) => {

@@ -2,9 +2,9 @@
 // config.md §1 and "Beyond" (a). Each load is validated completely (parse + optional transform)
 // before anything is applied; an invalid reload keeps the last good config in force. What is
 // applied is diffed against what was applied last, so resources removed from the file are removed.
-import { constants, watch, type FSWatcher, type Stats } from 'node:fs';
+import { constants, realpathSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ZtunnelError } from '../core/errors.js';
 import { policyKey } from '../policy/model.js';
@@ -144,10 +144,19 @@ export class LocalConfigSource {
 
   private startWatching(path: string): void {
     // Watch the directory, not the file: editors and ConfigMap updates replace the file by
-    // rename, which would leave a file watch on the old inode. Any event in the directory
-    // schedules a check; an unchanged text is a no-op.
+    // rename, which would leave a file watch on the old inode. Every rename in the directory
+    // schedules a check (a ConfigMap swaps its `..data` link), and so does a change of the file
+    // itself or of the file it links to in the same directory; an unchanged text is a no-op.
+    // Changes of other files are not looked at: a log file written next to the config would
+    // otherwise wake this thread for every write (issue 12).
+    const dir = dirname(resolve(path));
+    let names = watchedNames(path, dir);
     try {
-      this.watcher = watch(dirname(resolve(path)), { persistent: false }, () => this.schedule());
+      this.watcher = watch(dir, { persistent: false }, (event, file) => {
+        if (event === 'rename') names = watchedNames(path, dir); // a link may point elsewhere now
+        else if (typeof file === 'string' && !names.has(file)) return;
+        this.schedule();
+      });
       this.watcher.on('error', (e) => this.opts.logger.warn({ file: this.fileName, err: e }, 'local config watch failed; changes are no longer picked up'));
     } catch (e) {
       this.opts.logger.warn({ file: this.fileName, err: e }, 'cannot watch local config; changes will not be picked up');
@@ -367,6 +376,18 @@ async function fileState(path: string): Promise<string | null> {
 }
 
 /** Waits until the file has not changed for `settleMs` (at most `settleMaxWaitMs`). */
+/** The names in `dir` whose change can change the config: its own, and the file it links to there. */
+function watchedNames(path: string, dir: string): Set<string> {
+  const names = new Set([basename(path)]);
+  try {
+    const real = realpathSync(path);
+    if (dirname(real) === dir) names.add(basename(real));
+  } catch {
+    // not there (yet): its own name is what a later event carries
+  }
+  return names;
+}
+
 async function settle(path: string, limits: Pick<FileLimits, 'settleMs' | 'settleMaxWaitMs'>): Promise<void> {
   const until = Date.now() + limits.settleMaxWaitMs;
   let before = await fileState(path);
