@@ -789,7 +789,11 @@ export async function runVsIstio(s: VsIstioSettings): Promise<number> {
   if (s.pingPongTraceDir) mkdirSync(s.pingPongTraceDir, { recursive: true });
   const t0 = Date.now();
   const machine = machineFacts(REPO_ROOT);
-  const configPath = path.join(workDir, 'mesh.yaml');
+  // The config has a directory of its own: ztunnel-ts watches the config's directory, and the
+  // daemons' log files (written in workDir) would wake its main thread for every log write, which
+  // a deployment (logs on stdout) does not have.
+  mkdirSync(path.join(workDir, 'config'));
+  const configPath = path.join(workDir, 'config', 'mesh.yaml');
   writeFileSync(configPath, meshYaml());
   const caDir = path.join(workDir, 'ts-ca');
   await openBenchCa(caDir);
