@@ -69,7 +69,6 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
     let errors = 0;
     s.on('error', () => errors++);
     const message = Buffer.alloc(job.messageBytes, 0x70);
-    const total = job.warmupRoundTrips + job.maxRoundTrips;
     const samplesUs: number[] = [];
     const sentAtMs: number[] = [];
     const deadline = nowMs() + job.maxDurationMs;
@@ -80,9 +79,13 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
       let n = 0;
       let sentAt = 0n;
       let sentAtWall = 0;
+      // The warm-up ends after warmupRoundTrips and, when given, warmupMs (whichever is later).
+      let warm = job.warmupRoundTrips;
+      const warmUntil = nowMs() + (job.warmupMs ?? 0);
       const next = () => {
-        if (n >= total || nowMs() > deadline) return resolve();
-        if (n === job.warmupRoundTrips) {
+        if (n >= warm + job.maxRoundTrips || nowMs() > deadline) return resolve();
+        if (n === warm && nowMs() < warmUntil) warm++;
+        if (n === warm) {
           tMeasure = nowMs();
           send({ type: 'mark' });
         }
@@ -95,7 +98,7 @@ async function pingPong(job: PingPongJob): Promise<PingPongResult> {
         pending -= d.length;
         if (pending > 0) return;
         const rtt = Number(process.hrtime.bigint() - sentAt) / 1000;
-        if (n >= job.warmupRoundTrips) {
+        if (n >= warm) {
           samplesUs.push(rtt);
           if (job.trace) sentAtMs.push(sentAtWall);
         }

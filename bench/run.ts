@@ -45,7 +45,8 @@ const HELP = `usage: npm run bench -- [options]
   --conn-warmup-ms N   --vs-istio: load before the connection-rate window (default 6000; --quick 1000)
   --partner-workers N  worker threads of Istio's ztunnel in the mixed beds (default 1: its cheapest)
   --bulk-conns N       --vs-istio: last step of each daemon bed, bulk over N connections at once (default 4;
-                       0: not run), 4 s window (2 s with --quick): cores per daemon under load
+                       0: not run), 3 s window (2 s with --quick): cores per daemon under load
+  --pingpong-warmup-ms N  --vs-istio: ping-pong warm-up, at least 1,000 round trips and N ms (default 2000)
   --pingpong-trace DIR --vs-istio: keep every ping-pong round trip with its start time, and what each
                        ztunnel-ts thread did meanwhile (GC, malloc_trim), in DIR; logs which events
                        the slowest 1% of round trips overlapped (diagnosis: adds a little overhead)`;
@@ -85,8 +86,8 @@ function parseArgs(argv: string[]): Settings {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms', '--pingpong-trace', '--bulk-conns']);
-  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms', '--pingpong-trace', '--bulk-conns']);
+  const known = new Set(['--quick', '--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--no-save', '--daemon-node-flags', '--fail-on-error', '--vs-istio', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms', '--pingpong-trace', '--bulk-conns', '--pingpong-warmup-ms']);
+  const takesValue = new Set(['--scenarios', '--only', '--reps', '--idle', '--log-level', '--profile-dir', '--out', '--daemon-node-flags', '--workers', '--rounds', '--impls', '--conn-clients', '--partner-workers', '--conn-warmup-ms', '--pingpong-trace', '--bulk-conns', '--pingpong-warmup-ms']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a}\n${HELP}`);
@@ -253,8 +254,9 @@ async function mainVsIstio(argv: string[]): Promise<number> {
     save: !argv.includes('--no-save'),
     outDir: path.resolve(val('--out') ?? path.join(REPO_ROOT, 'bench', 'results')),
     failOnError: argv.includes('--fail-on-error'),
+    pingWarmupMs: Number(val('--pingpong-warmup-ms') ?? 2000),
     bulkConnections,
-    bulkParallelMs: quick ? 2000 : 4000,
+    bulkParallelMs: quick ? 2000 : 3000,
     ...(val('--pingpong-trace') ? { pingPongTraceDir: path.resolve(val('--pingpong-trace')!) } : {}),
   });
 }

@@ -72,6 +72,8 @@ export interface VsIstioSettings {
   save: boolean;
   outDir: string;
   failOnError: boolean;
+  /** Ping-pong warm-up: at least 1,000 round trips and this long. */
+  pingWarmupMs: number;
   /** Connections of the parallel bulk step (0: not run). */
   bulkConnections: number;
   /** Window of the parallel bulk step (after warmupMs). */
@@ -398,7 +400,7 @@ async function measureImpl(s: VsIstioSettings, impl: Impl, workers: number, roun
     });
     if (!isMixed(impl)) {
       await step('ping-pong', async () => {
-        const r = await pingPongOnce(BENCH_DIR, bed, { warmupRoundTrips: 1000, roundTrips: 1_000_000, maxDurationMs: s.durationMs, trace: !!ctx.traceDir });
+        const r = await pingPongOnce(BENCH_DIR, bed, { warmupRoundTrips: 1000, warmupMs: s.pingWarmupMs, roundTrips: 1_000_000, maxDurationMs: s.pingWarmupMs + s.durationMs, trace: !!ctx.traceDir });
         out.latency = summarizeLatency(Float64Array.from(r.samplesUs));
         out.pingPongWindow = r.window;
         if (ctx.traceDir && r.sentAtMs) {

@@ -162,12 +162,13 @@ export async function bulkOnce(benchDir: string, bed: Bed, connections: number, 
 
 // ------------------------------------------------------------------------------- ping-pong
 
-export async function pingPongOnce(benchDir: string, bed: Bed, o: { warmupRoundTrips: number; roundTrips: number; maxDurationMs: number; trace?: boolean }): Promise<PingPongResult & { window: WindowCpu }> {
+export async function pingPongOnce(benchDir: string, bed: Bed, o: { warmupRoundTrips: number; warmupMs?: number; roundTrips: number; maxDurationMs: number; trace?: boolean }): Promise<PingPongResult & { window: WindowCpu }> {
   const { result, window } = await runClientJob<PingPongResult>(benchDir, bed, {
     kind: 'pingpong',
     route: bed.route,
     messageBytes: 100,
     warmupRoundTrips: o.warmupRoundTrips,
+    ...(o.warmupMs ? { warmupMs: o.warmupMs } : {}),
     maxRoundTrips: o.roundTrips,
     maxDurationMs: o.maxDurationMs,
     ...(o.trace ? { trace: true } : {}),

@@ -43,6 +43,8 @@ export interface PingPongJob {
   route: Route;
   messageBytes: number;
   warmupRoundTrips: number;
+  /** The warm-up also lasts at least this long (default 0: round trips only). */
+  warmupMs?: number;
   maxRoundTrips: number;
   /** Stops early when this much time has passed (the measurement is time-bounded). */
   maxDurationMs: number;
