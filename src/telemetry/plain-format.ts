@@ -45,11 +45,15 @@ function value(k: string, v: unknown): string {
 }
 
 export function formatPlain(record: Record<string, unknown>): string {
-  const fields = Object.entries(record)
-    .filter(([k, v]) => !OMIT.has(k) && v !== undefined)
-    .map(([k, v]) => `${k}=${value(k, v)}`);
+  // One string built in a loop: no entry, filter and map arrays per line (one per connection).
+  let fields = '';
+  for (const k of Object.keys(record)) {
+    const v = record[k];
+    if (v === undefined || OMIT.has(k)) continue;
+    fields += fields === '' ? `${k}=${value(k, v)}` : ` ${k}=${value(k, v)}`;
+  }
   const time = typeof record['time'] === 'string' ? record['time'] : istioTime();
-  return `${time}\t${level(record)}\t${String(record['component'] ?? 'ztunnel')}\t${String(record['msg'] ?? '')}\t${fields.join(' ')}\n`;
+  return `${time}\t${level(record)}\t${String(record['component'] ?? 'ztunnel')}\t${String(record['msg'] ?? '')}\t${fields}\n`;
 }
 
 /** The JSON line: level, time, scope, message, then the fields in the order they were logged. */
