@@ -68,7 +68,7 @@ t.test('item 11 in a data-plane worker: BasicConstraints read with Node\'s OpenS
   const { x509 } = await loadX509();
   const read = basicConstraintsReader();
   if (!read) {
-    t.fail('native addon unavailable (build it with npm run build:native)');
+    t.fail('native addon unavailable or built before it read certificates (rebuild it with npm run build:native)');
     return;
   }
   const root = await createRootCa();
