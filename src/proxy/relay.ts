@@ -43,6 +43,7 @@ import http2 from 'node:http2';
 import { Socket } from 'node:net';
 import { RELAY_HIGH_WATER_MARK, raiseHighWaterMarks } from '../hbone/stream-buffers.js';
 import { closeEmitted } from '../core/node-internals.js';
+import { noteRelayedBytes } from '../platform/chunk-gc.js';
 
 export type RelayEnd = Socket | http2.Http2Stream;
 export type RelayDirection = 'aToB' | 'bToA';
@@ -263,6 +264,7 @@ function onData(this: Emitter, chunk: Buffer): void {
     r.counter?.addServerToClient(n);
   }
   const ok = dst.s.write(chunk);
+  noteRelayedBytes(n);
   if (!dst.corked) {
     // First chunk of a burst went out at once (latency); the rest of the burst is batched
     // until the next turn of the event loop (perf-notes.md knob 2).
