@@ -375,19 +375,20 @@ async function fileState(path: string): Promise<string | null> {
   }
 }
 
-/** Waits until the file has not changed for `settleMs` (at most `settleMaxWaitMs`). */
 /** The names in `dir` whose change can change the config: its own, and the file it links to there. */
 function watchedNames(path: string, dir: string): Set<string> {
   const names = new Set([basename(path)]);
   try {
     const real = realpathSync(path);
-    if (dirname(real) === dir) names.add(basename(real));
+    // The directory's own path may hold a link too (e.g. /tmp → /private/tmp): compare real paths.
+    if (dirname(real) === dir || dirname(real) === realpathSync(dir)) names.add(basename(real));
   } catch {
     // not there (yet): its own name is what a later event carries
   }
   return names;
 }
 
+/** Waits until the file has not changed for `settleMs` (at most `settleMaxWaitMs`). */
 async function settle(path: string, limits: Pick<FileLimits, 'settleMs' | 'settleMaxWaitMs'>): Promise<void> {
   const until = Date.now() + limits.settleMaxWaitMs;
   let before = await fileState(path);
